@@ -1,0 +1,42 @@
+"""Domain errors and warnings of rxpredict, in one place (the lifelines habit).
+
+Bad data raises; valid but doubtful data warns and says what to do about it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rxpredict.validation.report import ValidationReport
+
+
+class RxpredictError(Exception):
+    """Base class of every error rxpredict raises on purpose."""
+
+
+class ContractError(RxpredictError):
+    """The files in data_schemas/ are missing, malformed or contradict each other."""
+
+
+class RegistryReadError(RxpredictError):
+    """A registry directory or one of its files cannot be read at all."""
+
+
+class RegistryValidationError(RxpredictError):
+    """A registry breaks the data contract; `report` lists every violation."""
+
+    def __init__(self, report: "ValidationReport") -> None:
+        self.report = report
+        super().__init__(
+            f"registry breaks the data contract: {report.n_errors} error(s) "
+            f"in {', '.join(report.tables_with_errors()) or 'no table'}; "
+            "see .report for every row, column and rule"
+        )
+
+
+class RxpredictWarning(UserWarning):
+    """Base class of rxpredict's warnings."""
+
+
+class DataQualityWarning(RxpredictWarning):
+    """Data that passes the contract but deserves a look (e.g. ESR of 0 floored to 1)."""
