@@ -93,7 +93,7 @@ def foreign_key_checks(table: TableSchema, typed: dict[str, pl.DataFrame]) -> li
         col, ref_col = fk.fields[0], fk.reference_fields[0]
         known = ref.get_column(ref_col).drop_nulls().unique()
         out.append(Check("foreign_key", col, f"not found in {fk.resource}.{ref_col}",
-                         pl.col(col).is_not_null() & ~pl.col(col).is_in(known)))
+                         pl.col(col).is_not_null() & ~pl.col(col).is_in(known.implode())))
     return out
 
 
@@ -141,7 +141,7 @@ def rule_checks(table: TableSchema, contract: Contract,
             maxima = vocab.get_column(rule.params["max"])
             key = pl.col(rule.params["key"])
             area_max = key.replace_strict(keys, maxima, default=None, return_dtype=pl.Int64)
-            broken = col.is_not_null() & key.is_in(keys) & (area_max.is_null() | (col > area_max))
+            broken = col.is_not_null() & key.is_in(keys.implode()) & (area_max.is_null() | (col > area_max))
             out.append(Check(rule.id, rule.column, rule.description, broken.fill_null(False)))
         elif rule.kind == "range_when":
             when = rule.params["when"]

@@ -39,10 +39,11 @@ def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: 
              raw: pl.DataFrame) -> list[pl.DataFrame]:
     """Turn mask columns into violation rows, with the raw value of each offending cell."""
     out = []
-    for name, chk in zip(masks, checks):
-        hit = frame.get_column(name).fill_null(False).arg_true()
-        if hit.len() == 0:
+    counts = frame.select(pl.col(masks).fill_null(False).sum()).row(0) if masks else ()
+    for name, chk, n in zip(masks, checks, counts):
+        if n == 0:
             continue
+        hit = frame.get_column(name).fill_null(False).arg_true()
         rows = frame.get_column(ROW).gather(hit).cast(pl.Int64)
         if chk.value is not None:
             values = frame.select(chk.value.cast(pl.String)).to_series().gather(hit)

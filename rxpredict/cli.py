@@ -1,0 +1,102 @@
+"""The ``rxpredict`` command line: parses arguments, calls the library, renders the result."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import polars as pl
+
+from rxpredict import __version__
+from rxpredict.exceptions import RegistryReadError, RegistryValidationError
+
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rxpredict")
+def main() -> None:
+    """Predict how a rheumatoid-arthritis patient is likely to respond to each therapy option."""
+
+
+@main.command()
+@click.argument("registry_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON for machines.")
+@click.option("--max-per-rule", type=click.IntRange(min=0), default=None,
+              help="Rows listed per table, rule and column (text default 5, JSON default all).")
+def validate(registry_dir: Path, as_json: bool, max_per_rule: int | None) -> None:
+    """Check a registry directory against data_schemas/.
+
+    Exits 0 when there is no error (warnings allowed), 1 when there is any
+    error, 2 when the directory cannot be read.
+    """
+    from rxpredict.registry import validate_registry
+
+    try:
+        report = validate_registry(registry_dir).report
+    except RegistryReadError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    click.echo(report.to_json(max_per_rule) if as_json else report.to_text(5 if max_per_rule is None else max_per_rule))
+    sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+@main.command()
+@click.argument("registry_dir", type=click.Path(path_type=Path))
+@click.option("--patient", "patient_id", default=None, help="Only this patient.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Also write the visit scores to this file (.csv or .parquet).")
+def scores(registry_dir: Path, patient_id: str | None, out: Path | None) -> None:
+    """Print the derived scores of a registry: DAS28, CDAI, SDAI per visit, SvdH totals per exam."""
+    from rxpredict.clinical import svdh_totals, visit_scores
+    from rxpredict.registry import read_registry
+
+    try:
+        registry = read_registry(registry_dir)
+    except RegistryReadError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    except RegistryValidationError as e:
+        click.echo(f"error: {e}\nrun `rxpredict validate {registry_dir}` for the full report", err=True)
+        sys.exit(EXIT_INVALID)
+    keep = pl.lit(True) if patient_id is None else pl.col("patient_id") == patient_id
+    visits = (
+        registry.lazy("visits").filter(keep).with_columns(visit_scores())
+        .select("patient_id", "visit_date", "das28_esr", "das28_esr_category", "das28_crp",
+                "das28_crp_category", "cdai", "cdai_category", "sdai", "sdai_category", "esr_floored")
+        .sort("patient_id", "visit_date")
+        .collect()
+    )
+    exams = svdh_totals(registry.lazy("imaging").filter(keep)).sort("patient_id", "exam_date").collect()
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=200):
+        click.echo(f"Visit scores ({visits.height} visits)")
+        click.echo(visits.drop("esr_floored"))
+        n_floored = visits.get_column("esr_floored").sum()
+        if n_floored:
+            click.echo(f"note: ESR below 1 mm/h was taken as 1 in DAS28-ESR for {n_floored} visit(s)")
+        click.echo(f"\nSharp/van der Heijde totals ({exams.height} exams)")
+        click.echo(exams)
+    if out is not None:
+        visits.write_parquet(out) if out.suffix == ".parquet" else visits.write_csv(out)
+        click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write here instead of printing.")
+@click.option("--check", is_flag=True, help="Exit 1 when --out differs from what data_schemas/ gives (stale docs).")
+def dictionary(out: Path | None, check: bool) -> None:
+    """Render the data dictionary (Markdown) from data_schemas/."""
+    from rxpredict.dictionary import render_data_dictionary
+
+    text = render_data_dictionary()
+    if out is None:
+        click.echo(text)
+    elif check:
+        current = out.read_text(encoding="utf-8") if out.exists() else ""
+        if current != text:
+            click.echo(f"{out} is stale: run `rxpredict dictionary --out {out}`", err=True)
+            sys.exit(EXIT_INVALID)
+        click.echo(f"{out} is up to date")
+    else:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {out}")
