@@ -22,7 +22,10 @@ class Check:
     """One rule on one column: ``mask`` is True on the rows that break it.
 
     ``value`` optionally builds the value to report (e.g. a composite key);
-    by default the report shows the raw cell of ``column``.
+    by default the report shows the raw cell of ``column``. ``nulls_cell``
+    marks checks of a single value (a range, an enum ...): the typed table
+    then holds null there, so that a bad value never reaches a score. Checks
+    of a relation (keys, date order) leave the values as they are.
     """
 
     rule: str
@@ -31,6 +34,7 @@ class Check:
     mask: pl.Expr
     value: pl.Expr | None = None
     severity: str = "error"
+    nulls_cell: bool = False
 
 
 def _fmt(x: float) -> str:
@@ -41,29 +45,30 @@ def field_checks(field: Field, today: dt.date) -> list[Check]:
     """Constraints on the values of one column: ranges, enum, length, pattern, step, uniqueness."""
     c = pl.col(field.name)
     out: list[Check] = []
+
+    def value_check(rule: str, message: str, mask: pl.Expr) -> None:
+        out.append(Check(rule, field.name, message, mask, nulls_cell=True))
+
     if field.minimum is not None:
-        out.append(Check("minimum", field.name, f"below the minimum {_fmt(field.minimum)}", c < field.minimum))
+        value_check("minimum", f"below the minimum {_fmt(field.minimum)}", c < field.minimum)
     if field.maximum is not None:
-        out.append(Check("maximum", field.name, f"above the maximum {_fmt(field.maximum)}", c > field.maximum))
+        value_check("maximum", f"above the maximum {_fmt(field.maximum)}", c > field.maximum)
     if field.dynamic_maximum == "today":
-        out.append(Check("maximum", field.name, f"in the future (after {today.isoformat()})", c > pl.lit(today)))
+        value_check("maximum", f"in the future (after {today.isoformat()})", c > pl.lit(today))
     elif field.dynamic_maximum == "current_year":
-        out.append(Check("maximum", field.name, f"after the current year {today.year}", c > today.year))
+        value_check("maximum", f"after the current year {today.year}", c > today.year)
     elif field.dynamic_maximum is not None:
         raise ValueError(f"{field.name}: unknown x-maximum {field.dynamic_maximum!r}")
     if field.enum is not None:
         allowed = ", ".join(field.enum) if len(field.enum) <= 8 else f"the {len(field.enum)} values of the vocabulary"
-        out.append(Check("enum", field.name, f"not one of {allowed}", c.is_not_null() & ~c.is_in(list(field.enum))))
+        value_check("enum", f"not one of {allowed}", c.is_not_null() & ~c.is_in(list(field.enum)))
     if field.min_length is not None:
-        out.append(Check("min_length", field.name, f"shorter than {field.min_length} character(s)",
-                         c.str.len_chars() < field.min_length))
+        value_check("min_length", f"shorter than {field.min_length} character(s)", c.str.len_chars() < field.min_length)
     if field.pattern is not None:
-        out.append(Check("pattern", field.name, f"does not match {field.pattern}",
-                         ~c.str.contains(f"^(?:{field.pattern})$")))
+        value_check("pattern", f"does not match {field.pattern}", ~c.str.contains(f"^(?:{field.pattern})$"))
     if field.multiple_of is not None:
         steps = c / field.multiple_of
-        out.append(Check("multiple_of", field.name, f"not a multiple of {_fmt(field.multiple_of)}",
-                         (steps - steps.round(0)).abs() > 1e-9))
+        value_check("multiple_of", f"not a multiple of {_fmt(field.multiple_of)}", (steps - steps.round(0)).abs() > 1e-9)
     if field.unique:
         out.append(Check("unique", field.name, "duplicate of an earlier row",
                          c.is_not_null() & ~c.is_first_distinct()))
@@ -142,12 +147,12 @@ def rule_checks(table: TableSchema, contract: Contract,
             key = pl.col(rule.params["key"])
             area_max = key.replace_strict(keys, maxima, default=None, return_dtype=pl.Int64)
             broken = col.is_not_null() & key.is_in(keys.implode()) & (area_max.is_null() | (col > area_max))
-            out.append(Check(rule.id, rule.column, rule.description, broken.fill_null(False)))
+            out.append(Check(rule.id, rule.column, rule.description, broken.fill_null(False), nulls_cell=True))
         elif rule.kind == "range_when":
             when = rule.params["when"]
             applies = pl.col(when["column"]).str.contains(when["pattern"])
             broken = applies & ((col < rule.params["minimum"]) | (col > rule.params["maximum"]))
-            out.append(Check(rule.id, rule.column, rule.description, broken.fill_null(False)))
+            out.append(Check(rule.id, rule.column, rule.description, broken.fill_null(False), nulls_cell=True))
         else:
             raise ValueError(f"{table.name}: unknown rule kind {rule.kind!r} in x-rules")
     return joins, out
@@ -161,5 +166,5 @@ def table_checks(table: TableSchema, contract: Contract, typed: dict[str, pl.Dat
     checks += primary_key_check(table) + foreign_key_checks(table, typed) + rules
     lf = typed[table.name].lazy()
     for frame, on in joins:
-        lf = lf.join(frame.lazy(), on=on, how="left", nulls_equal=False)
+        lf = lf.join(frame.lazy(), on=on, how="left", maintain_order="left")
     return lf, checks

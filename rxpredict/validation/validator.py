@@ -58,6 +58,16 @@ def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: 
     return out
 
 
+def _null_broken_cells(columns: list[str], checks: list[Check], masks: list[str]) -> list[pl.Expr]:
+    """The table's columns with cells that broke a single-value check set to null."""
+    out = []
+    for col in columns:
+        broken = [pl.col(m) for c, m in zip(checks, masks) if c.nulls_cell and c.column == col]
+        out.append(pl.when(pl.any_horizontal(broken)).then(None).otherwise(pl.col(col)).alias(col) if broken
+                   else pl.col(col))
+    return out
+
+
 def _structure(table: TableSchema, raw: pl.DataFrame) -> list[dict[str, Any]]:
     found = []
     for f in table.fields:
@@ -151,6 +161,7 @@ def validate_tables(
         masks = [f"__v{i}" for i in range(len(checks))]
         checked = lf.with_columns(c.mask.alias(m) for c, m in zip(checks, masks)).collect()
         parts += _extract(checked, masks, checks, name, raw[name])
+        typed[name] = checked.select(_null_broken_cells(typed[name].columns, checks, masks))
     order = {n: i for i, n in enumerate(contract.tables)}
     violations = (
         pl.concat([violation_frame(table_level), *parts], how="vertical")
