@@ -125,6 +125,9 @@ def test_activity_category(index: Any, score: float | None, expected: str | None
     ("tjc", "sjc", "ptga", "phga", "crp", "cdai", "sdai"),
     [
         (0, 0, 15.0, 13.0, 5.0, "remission", "remission"),  # CDAI 2.8, SDAI 3.3
+        (0, 0, 1.0, 27.0, 0.0, "remission", "remission"),   # 0.1 + 2.7 would sum to 2.8000000000000003
+        (0, 0, 6.0, 0.0, 27.0, "remission", "remission"),   # SDAI 0.6 + 2.7 = 3.3
+        (0, 0, 3.0, 98.0, 9.0, "moderate", "low"),          # CDAI 10.1, SDAI 11
         (5, 3, 10.0, 10.0, 10.0, "low", "low"),             # CDAI 10, SDAI 11
         (10, 10, 10.0, 10.0, 40.0, "moderate", "moderate"), # CDAI 22, SDAI 26
         (10, 10, 11.0, 10.0, 40.0, "high", "high"),         # CDAI 22.1, SDAI 26.1
