@@ -6,8 +6,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import settings
 
 from rxpredict.registry import read_raw_tables
+
+# `pytest --hypothesis-profile=thorough` runs the property tests ten times longer.
+settings.register_profile("default", max_examples=40)
+settings.register_profile("thorough", max_examples=400)
+settings.load_profile("default")
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "rxpredict" / "data" / "example_registry"
 TODAY = dt.date(2026, 11, 23)

@@ -52,6 +52,8 @@ def _parse_text(field: Field, s: pl.Expr) -> pl.Expr:
 def _parse_native(field: Field, c: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """Parse a column that a Parquet file (or a caller's frame) already typed."""
     target = field.type
+    if dtype.is_nested() or dtype in (pl.Binary, pl.Object):
+        return pl.lit(None, dtype=field.dtype)  # no reading of lists, structs or bytes as a value
     if target == "string":
         return c.cast(pl.String, strict=False)
     if dtype.is_numeric() and target in ("integer", "number"):
