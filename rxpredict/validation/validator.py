@@ -86,6 +86,8 @@ def _structure(table: TableSchema, raw: pl.DataFrame) -> list[dict[str, Any]]:
 def _read_cells(table: TableSchema, raw: pl.DataFrame, contract: Contract) -> tuple[pl.DataFrame, list[Check]]:
     """Stage 2: typed columns plus required / sentinel / type masks, computed in one pass."""
     strings, numbers = list(contract.sentinel_strings), list(contract.sentinel_numbers)
+    numbers_first: list[pl.Expr] = []
+    parsed: list[pl.Expr] = []
     exprs: list[pl.Expr] = []
     checks: list[Check] = []
     for f in table.fields:
@@ -93,8 +95,12 @@ def _read_cells(table: TableSchema, raw: pl.DataFrame, contract: Contract) -> tu
             exprs.append(pl.lit(None, dtype=f.dtype).alias(f.name))
             continue
         p = parse_column(f, raw.schema[f.name], strings, numbers)
+        if p.number is not None:
+            numbers_first.append(p.number.alias(p.number_col))
+        parsed += [p.parsed.alias(p.parsed_col), p.sentinel.alias(p.sentinel_col)]
         exprs.append(p.typed.alias(f.name))
-        checks.append(Check("sentinel", f.name, "a missing-data code; leave the cell empty (null) instead", p.sentinel))
+        checks.append(Check("sentinel", f.name, "a missing-data code; leave the cell empty (null) instead",
+                            pl.col(p.sentinel_col)))
         expected = f"{f.type} (YYYY-MM-DD)" if f.type == "date" else f.type
         checks.append(Check("type", f.name, f"not a valid {expected}", p.type_error))
         if f.required:
@@ -104,6 +110,8 @@ def _read_cells(table: TableSchema, raw: pl.DataFrame, contract: Contract) -> tu
     frame = (
         raw.lazy()
         .with_row_index(ROW, offset=1)
+        .with_columns(numbers_first)
+        .with_columns(parsed)
         .select(ROW, *exprs, *extras, *(c.mask.alias(m) for c, m in zip(checks, masks)))
         .collect()
     )
