@@ -29,10 +29,19 @@ def solve_components(rng: np.random.Generator, das28: np.ndarray, esr_offset: np
     tjc = np.clip(np.rint((room * share[:, 0] / 0.78) ** 2), 0, 28)
     sjc = np.clip(np.rint(tjc * rng.uniform(0.35, 1.0, n)), 0, 28)
     crp = np.clip(np.exp(room * share[:, 1] / 0.36) - 1.0, 0.0, 300.0)
-    for _ in range(40):  # move joints and CRP until the patient global can close the gap within 0-100
+    for _ in range(40):  # move joints and CRP until the patient global closes the gap within 0-100
+        g = (d - 0.96 - _joints(tjc, sjc) - 0.36 * np.log1p(crp)) / 0.014
+        # ... and ESR stays within 200 mm/h: a higher patient global (CRP lowered to match) and then
+        # more swollen and tender joints leave less of DAS28-ESR to it.
+        esr_high = (d + esr_offset - _joints(tjc, sjc) - 0.014 * np.clip(g, 0, 100)) > 0.70 * np.log(195.0)
+        crp_for_full_global = np.exp((d - 0.96 - _joints(tjc, sjc) - 1.4) / 0.36) - 1.0
+        raise_global = esr_high & (g < 99.0) & (crp_for_full_global >= 0.0)
+        crp = np.where(raise_global, crp_for_full_global, crp)
+        more_joints = esr_high & ~raise_global & ((tjc < 28) | (sjc < 28))
+        tjc, sjc = np.where(more_joints, np.minimum(tjc + 1, 28), tjc), np.where(more_joints, np.minimum(sjc + 1, 28), sjc)
         g = (d - 0.96 - _joints(tjc, sjc) - 0.36 * np.log1p(crp)) / 0.014
         high, low = g > 100.0, g < 0.0
-        if not (high.any() or low.any()):
+        if not (high.any() or low.any() or more_joints.any() or raise_global.any()):
             break
         crp_for_high = np.exp((d - 0.96 - _joints(tjc, sjc) - 1.4) / 0.36) - 1.0
         fixable_high = high & (crp_for_high <= 300.0)

@@ -41,7 +41,7 @@ def common_improvement(x: Features) -> np.ndarray:
     improves less.
     """
     return (
-        1.15
+        1.25
         + 0.32 * (x["das28"] - 5.0)
         - 0.22 * np.minimum(x["n_prior_failures"], 3)
         - 0.18 * x["severity"]
@@ -56,7 +56,7 @@ def option_modifiers(x: Features) -> dict[str, np.ndarray]:
     early = np.exp(-x["duration"] / 1.5)  # the window of opportunity in early disease
     seropositive = np.maximum(x["rf"], x["acpa"])
     return {
-        "csdmard_mtx": 0.55 * x["mtx_naive"] - 0.45 * (1 - x["mtx_naive"]) + 0.35 * early
+        "csdmard_mtx": 0.30 * x["mtx_naive"] - 0.45 * (1 - x["mtx_naive"]) + 0.25 * early
         - 0.30 * x["smoker_current"],
         "csdmard_other": 0.20 * early - 0.10 * np.minimum(x["n_prior_advanced"], 3),
         "tnfi": -0.75 * _sigmoid((x["bmi"] - 30.0) / 1.5) - 0.35 * x["smoker_current"]
@@ -92,7 +92,7 @@ def progression_rate(x: Features, imaging_erosive: np.ndarray, scenario: Scenari
     improvement) damps it further.
     """
     untreated = np.exp(
-        0.85 + 0.55 * x["acpa"] + 0.25 * x["rf"] + 0.20 * x["se"] + 0.25 * (x["log_crp"] - 2.0)
+        0.35 + 0.55 * x["acpa"] + 0.25 * x["rf"] + 0.20 * x["se"] + 0.25 * (x["log_crp"] - 2.0)
         + 0.45 * imaging_erosive + 0.35 * x["severity"]
     )
     improvement = expected_improvement(x, scenario)

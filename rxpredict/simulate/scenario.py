@@ -21,7 +21,7 @@ from typing import Any
 #: Mean 24-week DAS28 improvement added by each therapy option before
 #: patient-level modifiers (see effects.py); the common part adds ~1.
 OPTION_BASE_EFFECT = {
-    "csdmard_mtx": 0.15,
+    "csdmard_mtx": 0.0,
     "csdmard_other": -0.15,
     "tnfi": 0.45,
     "il6i": 0.30,
