@@ -3,7 +3,8 @@
 Exams (for the imaging subset of patients): one at each therapy start, up to 4
 weeks before it, and one 344-365 days after that, unless the next therapy
 starts within 6 months (then its own start exam replaces the year exam, and
-no progression label exists for the first therapy). The SvdH units gained
+no progression label exists for the first therapy); after the year exam,
+routine exams about yearly while the therapy runs. The SvdH units gained
 between a start exam and its year exam are negative-binomial with the mean of
 the therapy started (intention to treat), so a cohort's "rapid radiographic
 progression" (>= 5 units per year between the two) is exactly the oracle's
@@ -125,6 +126,15 @@ def simulate_imaging(rng: np.random.Generator, pop: dict[str, np.ndarray], episo
             first_year_gain[ep] = exam(who, pending_day[who], year_mean=rate[ep])
         pending_ep[who] = -1
 
+    def yearly_until(who: np.ndarray, until: np.ndarray) -> None:
+        """Routine yearly exams after the year exam, at the pace of the therapy running, up to ``until``."""
+        while who.size:
+            day = last_exam[who] + 365 - rng.integers(0, 22, who.size)
+            due = (last_exam[who] >= 0) & (pending_ep[who] < 0) & (day < until) & (day <= pop["followup_end"][who])
+            who, day, until = who[due], day[due], until[due]
+            if who.size:
+                exam(who, day)
+
     for r in range(int(rank.max()) + 1 if rank.size else 0):
         ep = order[rank == r]
         who = episodes["patient"][ep]
@@ -134,6 +144,7 @@ def simulate_imaging(rng: np.random.Generator, pop: dict[str, np.ndarray], episo
         cancel = pending & ~keep_year
         pending_ep[who[cancel]] = -1
         year_exams(who[~pending])  # year exams that fell before this start
+        yearly_until(who[~pending], s[~pending] - 28)
         year_exams(who[keep_year])  # still pending but kept: held now, dated a few months ahead
         last_rate[who[keep_year]] = rate[ep[keep_year]]  # after the year exam, the new therapy sets the pace
         take = ~keep_year
@@ -144,7 +155,10 @@ def simulate_imaging(rng: np.random.Generator, pop: dict[str, np.ndarray], episo
         base_day[t_who] = day
         pending_ep[t_who] = t_ep
         pending_day[t_who] = day + 365 - rng.integers(0, 22, t_who.size)
-    year_exams(np.flatnonzero(pending_ep >= 0))
+    last = np.flatnonzero(pending_ep >= 0)
+    year_exams(last)
+    followed = np.flatnonzero(has & (last_exam >= 0))
+    yearly_until(followed, pop["followup_end"][followed] + 1)
 
     if not exams:
         return {}, first_year_gain
