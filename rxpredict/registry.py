@@ -46,6 +46,17 @@ class Registry:
     def lazy(self, name: str) -> pl.LazyFrame:
         return self[name].lazy()
 
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, pl.DataFrame], *, strict: bool = True, contract: Contract | None = None,
+                    today: dt.date | None = None) -> "Registry":
+        """Validate tables held in memory (e.g. a simulation's frames) into a Registry; unknown names are ignored."""
+        contract = contract or load_contract()
+        result = validate_tables({n: f for n, f in tables.items() if n in contract.tables}, contract=contract,
+                                 today=today, source="tables in memory")
+        if strict and not result.report.ok:
+            raise RegistryValidationError(result.report)
+        return cls(tables=result.tables, report=result.report, contract_version=contract.version)
+
     def has(self, name: str) -> bool:
         """Whether the registry supplied this table (with at least one row)."""
         return self[name].height > 0
