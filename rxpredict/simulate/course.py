@@ -42,6 +42,7 @@ WEEK = 7
 EARLY_STOP = (70, 119)  # weeks 10-17: stop for primary inefficacy, before the outcome window
 SWITCH = (235, 308)  # weeks 34-44: switch or add-on after an inadequate response at week 24
 LOSS_OF_RESPONSE_FROM = 245  # secondary failure only after week 35
+ONGOING = np.iinfo(np.int64).max
 FOLLOWUP_DAY, FOLLOWUP_JITTER = 168, 14
 
 
@@ -132,6 +133,10 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
     n_fail = t.astype(int) + (hist["mtx_reason"] == "inefficacy")
     tnf_fail = t.astype(int)
     mtx_start, mtx_stop = hist["mtx_start"].copy(), hist["mtx_stop"].copy()
+    # Last day each option's latest course runs (-1: none; ONGOING: not stopped within follow-up).
+    running_until = np.full((n, len(OPTIONS)), -1, dtype=np.int64)
+    running_until[m, MTX] = np.where(hist["mtx_stop"][m] >= 0, hist["mtx_stop"][m], ONGOING)
+    running_until[t, TNF] = hist["tnf_stop"][t]
     floor = np.maximum(start - 21, pop["entry"] - 30)  # no visit of an episode before this day
     baseline_missing = rng.random(n) < scenario.missing_baseline_visit
     active = start < pop["followup_end"] - 30
@@ -161,7 +166,7 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
             "line": line[idx].astype(float), "year": year_of(s).astype(float),
         }
         mu = np.column_stack(list(effects.expected_improvement(x, scenario).values()))
-        probs = effects.prescribing_probabilities(x, scenario)
+        probs = effects.prescribing_probabilities(x, scenario, running=running_until[idx] >= s[:, None])
         option = _pick(rng, probs)
         drug = _drugs(rng, option)
         rows = np.arange(k)
@@ -309,6 +314,7 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         n_fail[idx] += failed
         tnf_fail[idx] |= failed & (option == TNF)
         new_mtx = option == MTX
+        running_until[idx, option] = np.where(stopped, stop_rec, ONGOING)
         mtx_start[idx] = np.where(new_mtx, s, mtx_start[idx])
         mtx_stop[idx] = np.where(new_mtx, stop_rec, mtx_stop[idx])
         line[idx] += 1

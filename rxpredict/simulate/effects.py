@@ -150,9 +150,14 @@ def prescribing_logits(x: Features, scenario: Scenario) -> np.ndarray:
     return np.where(available, logits, -np.inf)
 
 
-def prescribing_probabilities(x: Features, scenario: Scenario) -> np.ndarray:
-    """Probabilities of each option at a start, shape (n, 7), with the scenario's overlap floor."""
+def prescribing_probabilities(x: Features, scenario: Scenario, running: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities of each option at a start, shape (n, 7), with the scenario's overlap floor.
+
+    ``running`` (n, 7) marks options with a course still running: those cannot be started again.
+    """
     logits = prescribing_logits(x, scenario)
+    if running is not None:
+        logits = np.where(running, -np.inf, logits)
     logits = logits - logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     p /= p.sum(axis=1, keepdims=True)

@@ -106,6 +106,7 @@ def simulate_imaging(rng: np.random.Generator, pop: dict[str, np.ndarray], episo
     pending_ep = np.full(n, -1, dtype=np.int64)  # episode whose year exam is scheduled
     pending_day = np.full(n, -1, dtype=np.int64)
     base_day = np.full(n, -1, dtype=np.int64)
+    last_start = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)
     exams: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (patient, day, damage)
 
     def exam(who: np.ndarray, day: np.ndarray, year_mean: np.ndarray | None = None) -> np.ndarray:
@@ -147,14 +148,21 @@ def simulate_imaging(rng: np.random.Generator, pop: dict[str, np.ndarray], episo
         yearly_until(who[~pending], s[~pending] - 28)
         year_exams(who[keep_year])  # still pending but kept: held now, dated a few months ahead
         last_rate[who[keep_year]] = rate[ep[keep_year]]  # after the year exam, the new therapy sets the pace
-        take = ~keep_year
-        t_who, t_ep = who[take], ep[take]
-        day = np.maximum(s[take] - rng.integers(0, 29, t_who.size), last_exam[t_who] + 1)
-        exam(t_who, day)
+        # No baseline radiograph for a start that a held year exam (dated after it) already follows.
+        take = ~keep_year & (last_exam[who] <= s)
+        t_who, t_ep, t_s = who[take], ep[take], s[take]
+        # A radiograph from the last 4 weeks (a year exam, say) serves as this start's baseline; else take one.
+        # Never the baseline of the therapy this start cut short: each therapy has its own start radiograph.
+        # And always dated after the previous therapy's start, or it would become that therapy's baseline.
+        recent = (last_exam[t_who] >= t_s - 28) & (last_exam[t_who] > last_start[t_who]) & ~cancel[take]
+        earliest = np.maximum(last_exam[t_who], last_start[t_who]) + 1
+        day = np.where(recent, last_exam[t_who], np.maximum(t_s - rng.integers(0, 29, t_who.size), earliest))
+        exam(t_who[~recent], day[~recent])
         last_rate[t_who] = rate[t_ep]
         base_day[t_who] = day
         pending_ep[t_who] = t_ep
         pending_day[t_who] = day + 365 - rng.integers(0, 22, t_who.size)
+        last_start[who] = s
     last = np.flatnonzero(pending_ep >= 0)
     year_exams(last)
     followed = np.flatnonzero(has & (last_exam >= 0))
