@@ -44,6 +44,10 @@ def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: 
         if n == 0:
             continue
         hit = frame.get_column(name).fill_null(False).arg_true()
+        if chk.refine is not None:
+            hit = hit.filter(frame[hit].select(chk.refine).to_series())
+            if hit.len() == 0:
+                continue
         rows = frame.get_column(ROW).gather(hit).cast(pl.Int64)
         if chk.value is not None:
             values = frame.select(chk.value.cast(pl.String)).to_series().gather(hit)
@@ -164,6 +168,7 @@ def validate_tables(
         masks = [f"__m{i}" for i in range(len(checks))]
         parts += _extract(stage[name], masks, checks, name, frame)
     typed = {n: f.select(pl.exclude(r"^__m\d+$")) for n, f in stage.items()}
+    del stage  # the typed frames above are all that is needed from here; free the masks and old columns
     for name in typed:
         lf, checks = table_checks(contract.tables[name], contract, typed, today)
         masks = [f"__v{i}" for i in range(len(checks))]
