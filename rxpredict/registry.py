@@ -116,7 +116,8 @@ def validate_registry(directory: str | Path, *, contract: Contract | None = None
     """Read and validate a registry directory; never raises for bad content, only for an unreadable directory."""
     contract = contract or load_contract()
     raw, problems = read_raw_tables(directory, contract)
-    return validate_tables(raw, contract=contract, today=today, source=str(directory), problems=problems)
+    return validate_tables(raw, contract=contract, today=today, source=str(directory), problems=problems,
+                           release_raw=True)
 
 
 def read_registry(directory: str | Path, *, strict: bool = True, contract: Contract | None = None,

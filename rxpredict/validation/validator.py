@@ -36,8 +36,13 @@ def _as_text(values: pl.Series) -> pl.Series:
 
 
 def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: str,
-             raw: pl.DataFrame) -> list[pl.DataFrame]:
-    """Turn mask columns into violation rows, with the raw value of each offending cell."""
+             raw: pl.DataFrame | None = None) -> list[pl.DataFrame]:
+    """Turn mask columns into violation rows with the offending values.
+
+    Values come from ``raw`` (the cells as read, by row number) when given,
+    else from ``frame`` itself (typed values, which read back as the raw text
+    for every cell that parsed).
+    """
     out = []
     counts = frame.select(pl.col(masks).fill_null(False).sum()).row(0) if masks else ()
     for name, chk, n in zip(masks, checks, counts):
@@ -50,9 +55,11 @@ def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: 
                 continue
         rows = frame.get_column(ROW).gather(hit).cast(pl.Int64)
         if chk.value is not None:
-            values = frame.select(chk.value.cast(pl.String)).to_series().gather(hit)
-        elif chk.column in raw.columns:
+            values = frame[hit].select(chk.value.cast(pl.String)).to_series()
+        elif raw is not None and chk.column in raw.columns:
             values = _as_text(raw.get_column(chk.column).gather(rows - 1))
+        elif chk.column in frame.columns:
+            values = _as_text(frame.get_column(chk.column).gather(hit))
         else:
             values = pl.Series([None] * rows.len(), dtype=pl.String)
         out.append(pl.DataFrame({
@@ -63,12 +70,15 @@ def _extract(frame: pl.DataFrame, masks: list[str], checks: list[Check], table: 
 
 
 def _null_broken_cells(columns: list[str], checks: list[Check], masks: list[str]) -> list[pl.Expr]:
-    """The table's columns with cells that broke a single-value check set to null."""
+    """The table's columns (the frame's first ones) with cells that broke a single-value check set to null.
+
+    Columns are taken by position: an extra column named "*" would otherwise be a wildcard.
+    """
     out = []
-    for col in columns:
+    for i, col in enumerate(columns):
         broken = [pl.col(m) for c, m in zip(checks, masks) if c.nulls_cell and c.column == col]
-        out.append(pl.when(pl.any_horizontal(broken)).then(None).otherwise(pl.col(col)).alias(col) if broken
-                   else pl.col(col))
+        out.append(pl.when(pl.any_horizontal(broken)).then(None).otherwise(pl.nth(i)).alias(col) if broken
+                   else pl.nth(i))
     return out
 
 
@@ -110,7 +120,8 @@ def _read_cells(table: TableSchema, raw: pl.DataFrame, contract: Contract) -> tu
         if f.required:
             checks.append(Check("required", f.name, "required value is missing", pl.col(f.name).is_null()))
     masks = [f"__m{i}" for i in range(len(checks))]
-    extras = [c for c in raw.columns if c not in set(table.column_names)]
+    # Extra columns by position: a name like "*" or "^a$" would be a wildcard or regex to polars.
+    extras = [pl.nth(i + 1) for i, c in enumerate(raw.columns) if c not in set(table.column_names)]
     frame = (
         raw.lazy()
         .with_row_index(ROW, offset=1)
@@ -129,6 +140,7 @@ def validate_tables(
     today: dt.date | None = None,
     source: str | None = None,
     problems: list[dict[str, Any]] | None = None,
+    release_raw: bool = False,
 ) -> ValidationResult:
     """Check raw tables (as read from files or built in memory) against the contract.
 
@@ -144,6 +156,10 @@ def validate_tables(
         Shown in the report (the registry directory).
     problems : list of dict, optional
         Table-level problems found while reading files (unreadable, empty ...).
+    release_raw : bool
+        Remove each table from ``raw`` (a dict) as soon as its cells are read,
+        so that a huge registry never holds raw and typed copies of every table
+        at once. The caller's dict ends empty.
 
     Returns
     -------
@@ -156,6 +172,7 @@ def validate_tables(
     table_level = list(problems or [])
     parts: list[pl.DataFrame] = []
     stage: dict[str, pl.DataFrame] = {}
+    rows_read = {n: f.height for n, f in raw.items() if n in contract.tables}
     for name, schema in contract.tables.items():
         frame = raw.get(name)
         if frame is None:
@@ -167,13 +184,15 @@ def validate_tables(
         stage[name], checks = _read_cells(schema, frame, contract)
         masks = [f"__m{i}" for i in range(len(checks))]
         parts += _extract(stage[name], masks, checks, name, frame)
-    typed = {n: f.select(pl.exclude(r"^__m\d+$")) for n, f in stage.items()}
-    del stage  # the typed frames above are all that is needed from here; free the masks and old columns
+        stage[name] = stage[name].drop(masks)
+        if release_raw:
+            del raw[name], frame
+    typed = stage
     for name in typed:
         lf, checks = table_checks(contract.tables[name], contract, typed, today)
         masks = [f"__v{i}" for i in range(len(checks))]
         checked = lf.with_columns(c.mask.alias(m) for c, m in zip(checks, masks)).collect()
-        parts += _extract(checked, masks, checks, name, raw[name])
+        parts += _extract(checked, masks, checks, name)
         typed[name] = checked.select(_null_broken_cells(typed[name].columns, checks, masks))
     order = {n: i for i, n in enumerate(contract.tables)}
     violations = (
@@ -184,7 +203,7 @@ def validate_tables(
     tables = {n: typed[n].drop(ROW) if n in typed else s.empty() for n, s in contract.tables.items()}
     report = ValidationReport(
         violations=violations,
-        rows_read={n: f.height for n, f in raw.items() if n in contract.tables},
+        rows_read=rows_read,
         contract_version=contract.version,
         source=source,
     )
