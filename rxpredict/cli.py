@@ -121,3 +121,50 @@ def simulate(n_patients: int, seed: int, out: Path, scenario: str, chunk_size: i
         raise click.BadParameter(str(e), param_hint="--scenario") from e
     summary = run(n_patients, seed=seed, scenario=chosen, out=out, chunk_size=chunk_size)
     click.echo(f"wrote {out}: " + ", ".join(f"{name} {rows:,}" for name, rows in summary.rows.items()))
+
+
+@main.command()
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True, help="Registry directory.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Cohort file to write (.parquet or .csv).")
+@click.option("--episodes", "episodes_file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="CSV or Parquet of (patient_id, index_date) pairs to restrict to; a pair without a therapy "
+                   "start is scored with features only.")
+def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
+    """Build treatment episodes with features as of the index date and outcomes.
+
+    Prints how many episodes each rule left without a baseline or a label, and
+    writes that summary beside the cohort as <out>.summary.json.
+    """
+    import json
+
+    from rxpredict.cohort import build_cohort
+    from rxpredict.registry import read_registry
+
+    try:
+        registry = read_registry(registry_dir)
+    except RegistryReadError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    except RegistryValidationError as e:
+        click.echo(f"error: {e}\nrun `rxpredict validate {registry_dir}` for the full report", err=True)
+        sys.exit(EXIT_INVALID)
+    pairs = None
+    if episodes_file is not None:
+        reader = pl.read_parquet if episodes_file.suffix == ".parquet" else pl.read_csv
+        pairs = reader(episodes_file)
+        missing = {"patient_id", "index_date"} - set(pairs.columns)
+        if missing:
+            raise click.BadParameter(f"{episodes_file} lacks column(s) {sorted(missing)}", param_hint="--episodes")
+        pairs = pairs.with_columns(pl.col("index_date").cast(pl.String).str.to_date("%Y-%m-%d", strict=False))
+        bad = pairs.with_row_index("row", offset=1).filter(pl.col("index_date").is_null())
+        if bad.height:
+            raise click.BadParameter(f"{episodes_file} row {bad['row'][0]}: index_date is not a YYYY-MM-DD date",
+                                     param_hint="--episodes")
+    result = build_cohort(registry, episodes=pairs)
+    result.frame.write_parquet(out) if out.suffix != ".csv" else result.frame.write_csv(out)
+    summary = result.summary()
+    out.with_name(out.stem + ".summary.json").write_text(json.dumps(
+        {"episodes": result.frame.height, "rules": result.rules.to_dict(), "counts": summary.to_dicts()}, indent=2))
+    with pl.Config(tbl_rows=-1):
+        click.echo(f"{result.frame.height} episodes of {result.frame['patient_id'].n_unique()} patients -> {out}")
+        click.echo(summary)

@@ -1,0 +1,105 @@
+"""Build a cohort: one row per treatment episode with its features as of the index date and its outcomes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from rxpredict.cohort.episodes import EPISODE_KEY, history_features, treatment_episodes, with_baseline_visit
+from rxpredict.cohort.outcomes import STATUS_OBSERVED, progression_outcomes, response_outcomes, retention_outcomes
+from rxpredict.cohort.rules import CohortRules
+from rxpredict.features import build_features, feature_columns
+from rxpredict.registry import Registry
+
+#: Outcome columns and the status column that explains a missing label.
+OUTCOME_STATUS = {"response": "response_status", "rrp": "rrp_status", "retention": "retention_event"}
+
+
+@dataclass
+class Cohort:
+    """Episodes with features and outcomes.
+
+    Attributes
+    ----------
+    frame : pl.DataFrame
+        One row per episode (patient_id, index_date, therapy), features by
+        block (``clinical_*``, ``genetic_*``, ``imaging_*``, ``wearable_*`` with
+        ``mask_*``), and outcomes with their status columns.
+    rules : CohortRules
+        The windows used.
+    blocks : dict[str, list[str]]
+        Feature columns of each block.
+    """
+
+    frame: pl.DataFrame
+    rules: CohortRules
+    blocks: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def markers(self) -> list[str]:
+        """Genetic markers the cohort has columns for (to score new patients with the same columns)."""
+        return [c.removeprefix("genetic_") for c in self.blocks.get("genetic", [])]
+
+    def summary(self) -> pl.DataFrame:
+        """How many episodes each rule left without a baseline or an outcome label, per outcome."""
+        f = self.frame
+        rows = [pl.DataFrame({"outcome": "baseline_visit", "status": "found" if ok else "no_baseline_visit",
+                              "episodes": n}) for ok, n in
+                f.group_by(pl.col("baseline_visit_date").is_not_null()).len().iter_rows()]
+        for outcome, col in OUTCOME_STATUS.items():
+            counts = f.group_by(col).len().rename({col: "status", "len": "episodes"})
+            rows.append(counts.select(pl.lit(outcome).alias("outcome"), pl.col("status").cast(pl.String), "episodes"))
+        return pl.concat([r.cast({"episodes": pl.Int64}) for r in rows]).sort("outcome", "status", nulls_last=True)
+
+    def print_summary(self) -> None:
+        f = self.frame
+        print(f"{f.height} episodes of {f['patient_id'].n_unique()} patients; rules: {self.rules.to_dict()}")
+        with pl.Config(tbl_rows=-1):
+            print(self.summary())
+
+    def labelled(self, outcome: str = "response") -> pl.DataFrame:
+        """Episodes with an observed label for ``outcome`` (non-responses by inefficacy stop included)."""
+        if outcome == "response":
+            return self.frame.filter(pl.col("response").is_not_null())
+        if outcome == "rrp":
+            return self.frame.filter(pl.col("rrp_status") == STATUS_OBSERVED)
+        raise ValueError(f"outcome must be 'response' or 'rrp', not {outcome!r}")
+
+
+def _requested_episodes(registry: Registry, pairs: pl.DataFrame) -> pl.LazyFrame:
+    """Treatment starts at the requested (patient_id, index_date) pairs, and a therapy-less episode for
+    each pair where nothing started (scoring a patient on a chosen date)."""
+    pairs = pairs.lazy().select("patient_id", pl.col("index_date").cast(pl.Date)).unique()
+    starts = treatment_episodes(registry).join(pairs, on=["patient_id", "index_date"], how="semi")
+    virtual = pairs.join(starts, on=["patient_id", "index_date"], how="anti").with_columns(
+        pl.lit(None, dtype=pl.String).alias("therapy"), pl.lit(None, dtype=pl.String).alias("drug"),
+        pl.lit(None, dtype=pl.Date).alias("course_stop_date"), pl.lit(None, dtype=pl.String).alias("course_stop_reason"))
+    return pl.concat([starts, virtual.select(starts.collect_schema().names())], how="vertical")
+
+
+def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episodes: pl.DataFrame | None = None,
+                 markers: list[str] | None = None) -> Cohort:
+    """Episodes, features as of each index date, and outcomes, from a validated registry.
+
+    Parameters
+    ----------
+    registry : Registry
+        From :func:`rxpredict.registry.read_registry`.
+    rules : CohortRules, optional
+        Windows and thresholds; the data contract's by default.
+    episodes : DataFrame with patient_id and index_date, optional
+        Restrict to these pairs; a pair with no therapy start becomes an
+        episode with features only (``therapy`` null), which is how one
+        patient is scored on a chosen date.
+    markers : list of str, optional
+        Genetic marker columns to produce (a trained model's), instead of the registry's.
+    """
+    rules = rules or CohortRules()
+    eps = treatment_episodes(registry) if episodes is None else _requested_episodes(registry, episodes)
+    eps = with_baseline_visit(history_features(eps, registry, rules), registry, rules)
+    plan = build_features(eps, registry, markers=markers)
+    plan = response_outcomes(plan, registry, rules)
+    plan = progression_outcomes(plan, registry, rules)
+    plan = retention_outcomes(plan, registry)
+    frame = plan.sort(EPISODE_KEY, nulls_last=True).collect()
+    return Cohort(frame=frame, rules=rules, blocks=feature_columns(frame))
