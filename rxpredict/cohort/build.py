@@ -8,8 +8,11 @@ import polars as pl
 from rxpredict.cohort.episodes import EPISODE_KEY, history_features, treatment_episodes, with_baseline_visit
 from rxpredict.cohort.outcomes import STATUS_OBSERVED, progression_outcomes, response_outcomes, retention_outcomes
 from rxpredict.cohort.rules import CohortRules
-from rxpredict.features import build_features, feature_columns
+from rxpredict.features import clinical_block, feature_columns, genetic_block, imaging_block, wearable_block
 from rxpredict.registry import Registry
+
+#: Polars engine for the cohort: the in-memory engine runs these as-of joins several times faster.
+ENGINE = "in-memory"
 
 #: Outcome columns and the status column that explains a missing label.
 OUTCOME_STATUS = {"response": "response_status", "rrp": "rrp_status", "retention": "retention_event"}
@@ -96,10 +99,20 @@ def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episod
     """
     rules = rules or CohortRules()
     eps = treatment_episodes(registry) if episodes is None else _requested_episodes(registry, episodes)
-    eps = with_baseline_visit(history_features(eps, registry, rules), registry, rules)
-    plan = build_features(eps, registry, markers=markers)
-    plan = response_outcomes(plan, registry, rules)
-    plan = progression_outcomes(plan, registry, rules)
-    plan = retention_outcomes(plan, registry)
-    frame = plan.sort(EPISODE_KEY, nulls_last=True).collect()
+    # The episode table is the boundary: collected once, then every feature block and outcome reads it,
+    # all computed together (one plan per block would recompute the episodes for each).
+    skeleton = with_baseline_visit(history_features(eps, registry, rules), registry, rules).collect(engine=ENGINE)
+    dates = skeleton.lazy().select("patient_id", "index_date", "baseline_visit_date").unique()
+    blocks = [clinical_block(dates, registry), genetic_block(dates, registry, markers=markers),
+              imaging_block(dates, registry), wearable_block(dates, registry)]
+    outcomes = [response_outcomes(skeleton.lazy(), registry, rules), progression_outcomes(skeleton.lazy(), registry, rules),
+                retention_outcomes(skeleton.lazy(), registry)]
+    done = pl.collect_all(blocks + outcomes, engine=ENGINE)
+    frame = skeleton
+    for part in done[: len(blocks)]:
+        frame = frame.join(part.drop("baseline_visit_date"), on=["patient_id", "index_date"], how="left")
+    for part in done[len(blocks):]:
+        new = [c for c in part.columns if c not in frame.columns]
+        frame = frame.join(part.select(*EPISODE_KEY, *new), on=EPISODE_KEY, how="left", nulls_equal=True)
+    frame = frame.sort(EPISODE_KEY, nulls_last=True)
     return Cohort(frame=frame, rules=rules, blocks=feature_columns(frame))
