@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import polars as pl
@@ -10,7 +11,24 @@ import polars as pl
 from rxpredict import __version__
 from rxpredict.exceptions import RegistryReadError, RegistryValidationError
 
+if TYPE_CHECKING:
+    from rxpredict.registry import Registry
+
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _read_or_exit(registry_dir: Path) -> "Registry":
+    """The validated registry, or a message and exit 2 (unreadable) or 1 (invalid)."""
+    from rxpredict.registry import read_registry
+
+    try:
+        return read_registry(registry_dir)
+    except RegistryReadError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_UNREADABLE)
+    except RegistryValidationError as e:
+        click.echo(f"error: {e}\nrun `rxpredict validate {registry_dir}` for the full report", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,16 +67,8 @@ def validate(registry_dir: Path, as_json: bool, max_per_rule: int | None) -> Non
 def scores(registry_dir: Path, patient_id: str | None, out: Path | None) -> None:
     """Print the derived scores of a registry: DAS28, CDAI, SDAI per visit, SvdH totals per exam."""
     from rxpredict.clinical import svdh_totals, visit_scores
-    from rxpredict.registry import read_registry
 
-    try:
-        registry = read_registry(registry_dir)
-    except RegistryReadError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    except RegistryValidationError as e:
-        click.echo(f"error: {e}\nrun `rxpredict validate {registry_dir}` for the full report", err=True)
-        sys.exit(EXIT_INVALID)
+    registry = _read_or_exit(registry_dir)
     keep = pl.lit(True) if patient_id is None else pl.col("patient_id") == patient_id
     visits = (
         registry.lazy("visits").filter(keep).with_columns(visit_scores())
@@ -138,16 +148,8 @@ def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
     import json
 
     from rxpredict.cohort import build_cohort
-    from rxpredict.registry import read_registry
 
-    try:
-        registry = read_registry(registry_dir)
-    except RegistryReadError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(EXIT_UNREADABLE)
-    except RegistryValidationError as e:
-        click.echo(f"error: {e}\nrun `rxpredict validate {registry_dir}` for the full report", err=True)
-        sys.exit(EXIT_INVALID)
+    registry = _read_or_exit(registry_dir)
     pairs = None
     if episodes_file is not None:
         reader = pl.read_parquet if episodes_file.suffix == ".parquet" else pl.read_csv

@@ -28,7 +28,6 @@ Example
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import Any
 
 import polars as pl
 
+from rxpredict.asof import DAY_SPAN, asof_by_patient, patient_day_key
 from rxpredict.clinical import svdh_totals, visit_scores
 from rxpredict.registry import Registry
 from rxpredict.schemas import load_contract
@@ -50,8 +50,9 @@ FEATURE_BLOCKS: dict[str, str] = {
 #: Block name -> its mask column (1 where the block has data for the episode).
 MASK_COLUMNS: dict[str, str] = {block: f"mask_{block}" for block in FEATURE_BLOCKS}
 
-#: Records dated up to this long after the index date still count (the baseline window).
-LOOKAHEAD = dt.timedelta(days=7)
+#: Default days after the index date whose records still count (the cohort's ``CohortRules.leakage_after``,
+#: which the cohort builder passes; kept here only as the default of direct calls).
+LOOKAHEAD_DAYS = 7
 #: Derived visit scores taken from :func:`rxpredict.clinical.visit_scores`.
 VISIT_SCORES = ("das28_esr", "das28_crp", "cdai", "sdai")
 WEARABLE_WINDOW_DAYS = 28
@@ -68,9 +69,9 @@ def _numeric_columns(table: str) -> list[str]:
     return [f.name for f in load_contract().tables[table].fields if f.type in ("integer", "number")]
 
 
-def _cutoff() -> pl.Expr:
+def _cutoff(lookahead_days: int) -> pl.Expr:
     """The last record date that may inform an episode's features."""
-    return pl.col("index_date") + LOOKAHEAD
+    return pl.col("index_date") + pl.duration(days=lookahead_days)
 
 
 def _years(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
@@ -88,7 +89,14 @@ def _feature(expr: pl.Expr, name: str) -> pl.Expr:
     return expr.cast(pl.Float64).alias(name)
 
 
-def clinical_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
+def _with_pid(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
+    """The episodes with ``_pid`` (the registry's integer patient number; see :mod:`rxpredict.asof`)."""
+    if "_pid" in episodes.collect_schema().names():
+        return episodes
+    return episodes.join(registry.keyed("patients").select("patient_id", "_pid"), on="patient_id", how="left")
+
+
+def clinical_block(episodes: pl.LazyFrame, registry: Registry, lookahead_days: int = LOOKAHEAD_DAYS) -> pl.LazyFrame:
     """Demographics, serology, smoking and the baseline visit of each episode.
 
     The baseline visit is the patient's visit on ``baseline_visit_date``
@@ -101,25 +109,24 @@ def clinical_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
     """
     visit_features = [*_numeric_columns("visits"), *VISIT_SCORES]
     baseline = (
-        registry.lazy("visits")
+        registry.keyed("visits")
         .with_columns(e for e in visit_scores() if e.meta.output_name() in VISIT_SCORES)
         .select(
-            "patient_id",
+            "_pid",
             pl.col("visit_date").alias("_baseline_date"),
             *(_feature(pl.col(c), f"clinical_{c}") for c in visit_features),
             pl.lit(True).alias("_has_baseline"),
         )
     )
     latest_bmi = (
-        registry.lazy("visits")
+        registry.keyed("visits")
         .filter(pl.col("bmi_kg_m2").is_not_null())
-        .select("patient_id", pl.col("visit_date").alias("_bmi_date"), pl.col("bmi_kg_m2").alias("_bmi_latest"))
-        .sort("patient_id", "_bmi_date")
+        .select("_pid", pl.col("visit_date").alias("_bmi_date"), pl.col("bmi_kg_m2").alias("_bmi_latest"))
     )
     patients = (
-        registry.lazy("patients")
+        registry.keyed("patients")
         .select(
-            "patient_id",
+            "_pid",
             pl.col("birth_year").alias("_birth_year"),
             pl.col("diagnosis_date").alias("_diagnosis_date"),
             _feature(pl.col("sex") == "F", "clinical_female"),
@@ -130,23 +137,21 @@ def clinical_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
         )
     )
     return (
-        episodes
+        _with_pid(episodes, registry)
         .with_columns(
-            _cutoff().alias("_cutoff"),
-            pl.when(pl.col("baseline_visit_date") <= _cutoff()).then("baseline_visit_date").alias("_baseline_date"),
+            pl.when(pl.col("baseline_visit_date") <= _cutoff(lookahead_days)).then("baseline_visit_date")
+            .alias("_baseline_date"),
         )
-        .join(patients, on="patient_id", how="left")
-        .join(baseline, on=["patient_id", "_baseline_date"], how="left")
-        .sort("patient_id", "_cutoff")
-        .join_asof(latest_bmi, left_on="_cutoff", right_on="_bmi_date", by="patient_id", check_sortedness=False)
+        .join(patients, on="_pid", how="left")
+        .join(baseline, on=["_pid", "_baseline_date"], how="left")
+        .pipe(asof_by_patient, latest_bmi, left_on=_cutoff(lookahead_days), right_on="_bmi_date")
         .with_columns(
             _feature(pl.col("index_date").dt.year() - pl.col("_birth_year"), "clinical_age"),
             _feature(_years(pl.col("index_date"), pl.col("_diagnosis_date")), "clinical_disease_years"),
             pl.coalesce("clinical_bmi_kg_m2", "_bmi_latest").alias("clinical_bmi_kg_m2"),
             _mask(pl.col("_has_baseline"), "clinical"),
         )
-        .drop("_cutoff", "_baseline_date", "_birth_year", "_diagnosis_date", "_has_baseline", "_bmi_date",
-              "_bmi_latest")
+        .drop("_baseline_date", "_birth_year", "_diagnosis_date", "_has_baseline", "_bmi_date", "_bmi_latest")
     )
 
 
@@ -196,27 +201,37 @@ def genetic_block(episodes: pl.LazyFrame, registry: Registry, markers: Sequence[
     )
 
 
-def _progression_per_year() -> pl.Expr:
-    """Change in total SvdH per year since the patient's previous exam (null at the first); exams sorted by date."""
-    def previous(column: str) -> pl.Expr:
-        return pl.col(column).shift(1).over("patient_id")
+def exam_totals(registry: Registry) -> pl.LazyFrame:
+    """Every radiographic exam, keyed by ``_pid`` and date, with its SvdH totals and completeness."""
+    keyed = registry.keyed("imaging").drop("patient_id").with_columns(patient_day_key("exam_date").alias("_key"))
+    return (
+        svdh_totals(keyed, by=("_key",))  # one integer key groups a million exams far faster than two columns
+        .with_columns(
+            (pl.col("_key") // DAY_SPAN).cast(pl.UInt32, strict=False).alias("_pid"),
+            (pl.col("_key") % DAY_SPAN).cast(pl.Date).alias("exam_date"),
+        )
+        .drop("_key")
+    )
 
-    return (pl.col("svdh_total") - previous("svdh_total")) / _years(pl.col("exam_date"), previous("exam_date"))
 
-
-def imaging_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
+def imaging_block(episodes: pl.LazyFrame, registry: Registry, lookahead_days: int = LOOKAHEAD_DAYS,
+                  exams: pl.LazyFrame | None = None) -> pl.LazyFrame:
     """SvdH totals of the latest exam up to index + 7 days, and the progression rate into it.
 
     ``imaging_progression_per_year`` is the total's change between the last
     two such exams divided by the years between them (null with one exam).
     ``imaging_days_since_exam`` is negative for an exam in the 7 days after
-    the index date. One backward as-of join per patient, no cross join.
+    the index date. ``exams`` (from :func:`exam_totals`) may be passed to
+    share the totals with other users.
     """
-    exams = (
-        svdh_totals(registry.lazy("imaging"))
-        .sort("patient_id", "exam_date")
+    exams = exam_totals(registry) if exams is None else exams
+    same_patient = pl.col("_pid") == pl.col("_pid").shift(1)
+    previous = lambda column: pl.when(same_patient).then(pl.col(column).shift(1))  # noqa: E731
+    per_year = (pl.col("svdh_total") - previous("svdh_total")) / _years(pl.col("exam_date"), previous("exam_date"))
+    features = (
+        exams.sort("_pid", "exam_date")
         .select(
-            "patient_id",
+            "_pid",
             pl.col("exam_date").alias("_exam_date"),
             _feature(pl.col("erosion_total"), "imaging_erosion"),
             _feature(pl.col("jsn_total"), "imaging_jsn"),
@@ -225,19 +240,17 @@ def imaging_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
             _feature(pl.col("erosion_feet"), "imaging_erosion_feet"),
             _feature(pl.col("jsn_hands"), "imaging_jsn_hands"),
             _feature(pl.col("jsn_feet"), "imaging_jsn_feet"),
-            _feature(_progression_per_year(), "imaging_progression_per_year"),
+            _feature(per_year, "imaging_progression_per_year"),
         )
     )
     return (
-        episodes
-        .with_columns(_cutoff().alias("_cutoff"))
-        .sort("patient_id", "_cutoff")
-        .join_asof(exams, left_on="_cutoff", right_on="_exam_date", by="patient_id", check_sortedness=False)
+        _with_pid(episodes, registry)
+        .pipe(asof_by_patient, features, left_on=_cutoff(lookahead_days), right_on="_exam_date")
         .with_columns(
             _feature((pl.col("index_date") - pl.col("_exam_date")).dt.total_days(), "imaging_days_since_exam"),
             _mask(pl.col("_exam_date").is_not_null(), "imaging"),
         )
-        .drop("_cutoff", "_exam_date")
+        .drop("_exam_date")
     )
 
 
@@ -275,27 +288,22 @@ def wearable_block(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:
     streams = _numeric_columns("wearables")
     totals = ["_days", *(f"_sum_{s}" for s in streams), *(f"_n_{s}" for s in streams)]
     running = (
-        registry.lazy("wearables")
-        .sort("patient_id", "date")
+        registry.keyed("wearables")
+        .sort("_pid", "date")
         .select(
-            "patient_id",
+            "_pid",
             "date",
-            pl.any_horizontal(pl.col(s).is_not_null() for s in streams).cast(pl.Int32).cum_sum().over("patient_id")
+            pl.any_horizontal(pl.col(s).is_not_null() for s in streams).cast(pl.Int32).cum_sum().over("_pid")
             .alias("_days"),
-            *(pl.col(s).fill_null(0).cum_sum().over("patient_id").alias(f"_sum_{s}") for s in streams),
-            *(pl.col(s).is_not_null().cast(pl.Int32).cum_sum().over("patient_id").alias(f"_n_{s}") for s in streams),
+            *(pl.col(s).fill_null(0).cum_sum().over("_pid").alias(f"_sum_{s}") for s in streams),
+            *(pl.col(s).is_not_null().cast(pl.Int32).cum_sum().over("_pid").alias(f"_n_{s}") for s in streams),
         )
     )
-    frame = (
-        episodes
-        .with_columns(pl.col("index_date").dt.offset_by(f"-{days}d").alias(a) for a, days in _ANCHORS.items())
-        .sort("patient_id", "index_date")
-    )
+    frame = _with_pid(episodes, registry).with_columns(
+        pl.col("index_date").dt.offset_by(f"-{days}d").alias(a) for a, days in _ANCHORS.items())
     for anchor in _ANCHORS:
-        frame = frame.join_asof(
-            running.rename(lambda c, a=anchor: c if c == "patient_id" else f"{c}{a}"),
-            left_on=anchor, right_on=f"date{anchor}", by="patient_id", check_sortedness=False,
-        )
+        frame = asof_by_patient(frame, running.rename(lambda c, a=anchor: c if c == "_pid" else f"{c}{a}"),
+                                left_on=anchor, right_on=f"date{anchor}")
     days = _cumulative("_end", "_days") - _cumulative("_start", "_days")
     features = {"wearable_days28": days}
     for s in streams:

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +36,7 @@ class Registry:
     tables: dict[str, pl.DataFrame]
     report: ValidationReport
     contract_version: str
+    _keyed: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         try:
@@ -56,6 +57,19 @@ class Registry:
         if strict and not result.report.ok:
             raise RegistryValidationError(result.report)
         return cls(tables=result.tables, report=result.report, contract_version=contract.version)
+
+    def keyed(self, name: str) -> pl.LazyFrame:
+        """A table with ``_pid``, the patient's row number in ``patients`` (UInt32; null if unknown).
+
+        Integer patient keys make joins and as-of lookups over millions of rows
+        far cheaper than the ``patient_id`` strings (see :mod:`rxpredict.asof`);
+        computed once per table and kept.
+        """
+        if name not in self._keyed:
+            patients = self["patients"].with_row_index("_pid")
+            self._keyed[name] = patients if name == "patients" else self[name].join(
+                patients.select("patient_id", "_pid"), on="patient_id", how="left", maintain_order="left")
+        return self._keyed[name].lazy()
 
     def has(self, name: str) -> bool:
         """Whether the registry supplied this table (with at least one row)."""

@@ -308,11 +308,13 @@ def test_records_after_index_plus_7_never_change_features() -> None:
 
 
 def test_plan_pushes_projections_down(registry: Registry) -> None:
-    """The imaging scan reads 5 of its 6 columns (not ``source``); the BMI look-up 3 of 12 visit columns."""
+    """Scans read only what a block needs: imaging 5 of its 7 keyed columns (neither ``source`` nor the
+    ``patient_id`` strings: lookups use the integer ``_pid``); the BMI look-up 3 of 13 visit columns."""
     plan = build_features(EPISODES, registry).explain()
     imaging_scan = [line for line in plan.splitlines() if 'DF ["patient_id", "exam_date", "joint"' in line]
-    assert imaging_scan and all(line.rstrip().endswith("5/6 COLUMNS") for line in imaging_scan)
-    assert 'PROJECT["patient_id", "visit_date", "bmi_kg_m2"] 3/12 COLUMNS' in plan
+    assert imaging_scan and all(line.rstrip().endswith("5/7 COLUMNS") for line in imaging_scan)
+    assert all('PROJECT["patient_id"' not in line for line in imaging_scan)
+    assert 'PROJECT["_pid", "visit_date", "bmi_kg_m2"] 3/13 COLUMNS' in plan
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,14 @@ import polars as pl
 from rxpredict.cohort.episodes import EPISODE_KEY, history_features, treatment_episodes, with_baseline_visit
 from rxpredict.cohort.outcomes import STATUS_OBSERVED, progression_outcomes, response_outcomes, retention_outcomes
 from rxpredict.cohort.rules import CohortRules
-from rxpredict.features import clinical_block, feature_columns, genetic_block, imaging_block, wearable_block
+from rxpredict.features import (
+    clinical_block,
+    exam_totals,
+    feature_columns,
+    genetic_block,
+    imaging_block,
+    wearable_block,
+)
 from rxpredict.registry import Registry
 
 #: Polars engine for the cohort: the in-memory engine runs these as-of joins several times faster.
@@ -72,7 +79,16 @@ class Cohort:
 def _requested_episodes(registry: Registry, pairs: pl.DataFrame) -> pl.LazyFrame:
     """Treatment starts at the requested (patient_id, index_date) pairs, and a therapy-less episode for
     each pair where nothing started (scoring a patient on a chosen date)."""
-    pairs = pairs.lazy().select("patient_id", pl.col("index_date").cast(pl.Date)).unique()
+    unknown = pairs.join(registry["patients"], on="patient_id", how="anti")
+    if unknown.height:
+        raise ValueError(f"episodes name {unknown.height} patient(s) not in the registry, "
+                         f"e.g. {unknown['patient_id'][0]!r}")
+    pairs = (
+        pairs.lazy()
+        .select("patient_id", pl.col("index_date").cast(pl.Date))
+        .unique()
+        .join(registry.keyed("patients").select("patient_id", "_pid"), on="patient_id")
+    )
     starts = treatment_episodes(registry).join(pairs, on=["patient_id", "index_date"], how="semi")
     virtual = pairs.join(starts, on=["patient_id", "index_date"], how="anti").with_columns(
         pl.lit(None, dtype=pl.String).alias("therapy"), pl.lit(None, dtype=pl.String).alias("drug"),
@@ -102,17 +118,20 @@ def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episod
     # The episode table is the boundary: collected once, then every feature block and outcome reads it,
     # all computed together (one plan per block would recompute the episodes for each).
     skeleton = with_baseline_visit(history_features(eps, registry, rules), registry, rules).collect(engine=ENGINE)
-    dates = skeleton.lazy().select("patient_id", "index_date", "baseline_visit_date").unique()
-    blocks = [clinical_block(dates, registry), genetic_block(dates, registry, markers=markers),
-              imaging_block(dates, registry), wearable_block(dates, registry)]
-    outcomes = [response_outcomes(skeleton.lazy(), registry, rules), progression_outcomes(skeleton.lazy(), registry, rules),
+    dates = skeleton.lazy().select("patient_id", "_pid", "index_date", "baseline_visit_date").unique()
+    exams = exam_totals(registry).collect(engine=ENGINE).lazy()  # shared by the imaging block and progression
+    blocks = [clinical_block(dates, registry, rules.leakage_after), genetic_block(dates, registry, markers=markers),
+              imaging_block(dates, registry, rules.leakage_after, exams=exams), wearable_block(dates, registry)]
+    outcomes = [response_outcomes(skeleton.lazy(), registry, rules),
+                progression_outcomes(skeleton.lazy(), registry, rules, exams=exams),
                 retention_outcomes(skeleton.lazy(), registry)]
     done = pl.collect_all(blocks + outcomes, engine=ENGINE)
     frame = skeleton
     for part in done[: len(blocks)]:
-        frame = frame.join(part.drop("baseline_visit_date"), on=["patient_id", "index_date"], how="left")
+        frame = frame.join(part.drop("baseline_visit_date", "_pid", strict=False), on=["patient_id", "index_date"],
+                           how="left")
     for part in done[len(blocks):]:
-        new = [c for c in part.columns if c not in frame.columns]
+        new = [c for c in part.columns if c not in frame.columns and c != "_pid"]
         frame = frame.join(part.select(*EPISODE_KEY, *new), on=EPISODE_KEY, how="left", nulls_equal=True)
-    frame = frame.sort(EPISODE_KEY, nulls_last=True)
+    frame = frame.drop("_pid").sort(EPISODE_KEY, nulls_last=True)
     return Cohort(frame=frame, rules=rules, blocks=feature_columns(frame))

@@ -11,31 +11,45 @@ import datetime as dt
 
 import polars as pl
 
+from rxpredict.asof import asof_by_patient, patient_day_key
 from rxpredict.cohort.rules import CohortRules
 from rxpredict.registry import Registry
 from rxpredict.schemas import load_contract
 
 EPISODE_KEY = ["patient_id", "index_date", "therapy"]
 _FAR = dt.date(9999, 12, 31)
+_GROUP_LIFT = 10**7  # more days than any date has since 1970, so group g's stop days all exceed group g-1's
 
 
 def courses(registry: Registry) -> pl.LazyFrame:
-    """Treatment courses with each drug's therapy option, role and whether it is an advanced therapy."""
+    """Treatment courses (with ``_pid``) with each drug's therapy option, role and whether it is advanced."""
     vocabulary = load_contract().drug_frame.lazy().rename({"therapy_option": "therapy"})
-    return registry.lazy("treatments").join(vocabulary, on="drug", how="left")
+    return registry.keyed("treatments").join(vocabulary, on="drug", how="left")
 
 
 def treatment_episodes(registry: Registry) -> pl.LazyFrame:
-    """One row per start of a therapy option: patient_id, index_date, therapy, drug and the course's stop."""
-    running_until = pl.col("stop_date").fill_null(_FAR).cum_max().shift(1).over("patient_id", "therapy",
-                                                                                 order_by=["start_date", "drug"])
+    """One row per start of a therapy option: patient_id, index_date, therapy, drug and the course's stop.
+
+    A course starts an episode unless a course of the same option started
+    before it is still running: a running maximum of stop dates over each
+    patient's courses of one option, in start order. (Computed as one
+    cumulative maximum over the sorted table, each group lifted above the
+    previous by a constant, because a window per group is slow with millions
+    of small groups.)
+    """
+    same_group = (pl.col("_pid") == pl.col("_pid").shift(1)) & (pl.col("therapy") == pl.col("therapy").shift(1))
+    lift = pl.col("_group").cast(pl.Int64) * _GROUP_LIFT
+    stop_day = pl.col("stop_date").fill_null(_FAR).cast(pl.Int64)
     return (
         courses(registry)
         .filter(pl.col("therapy").is_not_null())
-        .with_columns(running_until.alias("_running_until"))
-        .filter(pl.col("_running_until").is_null() | (pl.col("_running_until") < pl.col("start_date")))
+        .sort("_pid", "therapy", "start_date", "drug")
+        .with_columns((~same_group.fill_null(False)).cum_sum().alias("_group"), same_group.fill_null(False).alias("_same"))
+        .with_columns(((lift + stop_day).cum_max() - lift).alias("_running"))
+        .filter(~pl.col("_same") | (pl.col("_running").shift(1) < pl.col("start_date").cast(pl.Int64)))
         .select(
             "patient_id",
+            "_pid",
             pl.col("start_date").alias("index_date"),
             "therapy",
             "drug",
@@ -63,49 +77,45 @@ def history_features(episodes: pl.LazyFrame, registry: Registry, rules: CohortRu
     running = prior & (pl.col("stop_date").is_null() | (pl.col("stop_date") > pl.col("index_date")))
     gc_running = (pl.col("start_date") <= known_until) & (
         pl.col("stop_date").is_null() | (pl.col("stop_date") >= pl.col("index_date")))
-    keys = episodes.select("patient_id", "index_date").unique()
+    indicators = {
+        **{f"clinical_prior_{o}": prior & (pl.col("therapy") == o) for o in options},
+        **{f"clinical_failures_{o}": failed & (pl.col("therapy") == o) for o in options},
+        "clinical_n_prior_advanced": prior & pl.col("advanced"),
+        "clinical_n_prior_failures": failed,
+        "clinical_concomitant_mtx": running & (pl.col("drug") == "methotrexate"),
+        "clinical_concomitant_gc": gc_running & (pl.col("role") == "glucocorticoid"),
+    }
+    keys = episodes.select("_pid", "index_date").unique()
     history = (
-        keys.join(courses(registry), on="patient_id", how="inner")
-        .group_by("patient_id", "index_date")
-        .agg(
-            *[(prior & (pl.col("therapy") == o)).sum().alias(f"clinical_prior_{o}") for o in options],
-            *[(failed & (pl.col("therapy") == o)).sum().alias(f"clinical_failures_{o}") for o in options],
-            (prior & pl.col("advanced")).sum().alias("clinical_n_prior_advanced"),
-            failed.sum().alias("clinical_n_prior_failures"),
-            pl.col("stop_date").filter(failed).max().alias("_last_failure"),
-            (running & (pl.col("drug") == "methotrexate")).any().alias("clinical_concomitant_mtx"),
-            (gc_running & (pl.col("role") == "glucocorticoid")).any().alias("clinical_concomitant_gc"),
-        )
+        keys.join(courses(registry).drop("patient_id"), on="_pid", how="inner")
+        # Each condition becomes a column first and the groups have one integer key, so that grouping
+        # millions of episodes only adds up.
+        .select(patient_day_key("index_date").alias("_key"), "index_date",
+                *(cond.cast(pl.Int64).alias(name) for name, cond in indicators.items()),
+                pl.when(failed).then("stop_date").alias("_last_failure"))
+        .group_by("_key")
+        .agg(pl.col(*indicators).sum(), pl.col("index_date", "_last_failure").max())
         .with_columns(
             ((pl.col("index_date") - pl.col("_last_failure")).dt.total_days() / 365.25)
-            .alias("clinical_years_since_failure")
+            .alias("clinical_years_since_failure"),
+            pl.col("clinical_concomitant_mtx", "clinical_concomitant_gc").clip(upper_bound=1),
         )
         .drop("_last_failure")
     )
     counts = [f"clinical_prior_{o}" for o in options] + [f"clinical_failures_{o}" for o in options] + [
         "clinical_n_prior_advanced", "clinical_n_prior_failures"]
     return (
-        episodes.join(history, on=["patient_id", "index_date"], how="left")
-        .with_columns(
-            pl.col(counts).fill_null(0).cast(pl.Int64),
-            pl.col("clinical_concomitant_mtx", "clinical_concomitant_gc").fill_null(False).cast(pl.Int64),
-        )
+        episodes.with_columns(patient_day_key("index_date").alias("_key"))
+        .join(history.drop("index_date"), on="_key", how="left")
+        .drop("_key")
+        .with_columns(pl.col(*counts, "clinical_concomitant_mtx", "clinical_concomitant_gc").fill_null(0))
     )
 
 
 def with_baseline_visit(episodes: pl.LazyFrame, registry: Registry, rules: CohortRules) -> pl.LazyFrame:
     """Add ``baseline_visit_date``: the latest visit within [index - 90, index + 7] days, or null."""
-    visits = (
-        registry.lazy("visits")
-        .select("patient_id", pl.col("visit_date").alias("baseline_visit_date"))
-        .with_columns(pl.col("baseline_visit_date").alias("_on"))
-        .sort("_on")
-    )
-    latest_allowed = pl.col("index_date") + pl.duration(days=rules.baseline_after)
-    return (
-        episodes.with_columns(latest_allowed.alias("_on"))
-        .sort("_on")
-        .join_asof(visits, on="_on", by="patient_id", strategy="backward",
-                   check_sortedness=False, tolerance=dt.timedelta(days=rules.baseline_before + rules.baseline_after))
-        .drop("_on")
-    )
+    visits = registry.keyed("visits").select("_pid", pl.col("visit_date").alias("baseline_visit_date"))
+    return asof_by_patient(
+        episodes, visits, left_on=pl.col("index_date") + pl.duration(days=rules.baseline_after),
+        right_on="baseline_visit_date", strategy="backward",
+        tolerance_days=rules.baseline_before + rules.baseline_after)

@@ -20,17 +20,19 @@ import datetime as dt
 
 import polars as pl
 
-from rxpredict.clinical import das28_crp, das28_esr, eular_response, svdh_totals
+from rxpredict.clinical import das28_crp, das28_esr, eular_response
+from rxpredict.asof import asof_by_patient, patient_day_key
 from rxpredict.cohort.episodes import EPISODE_KEY
 from rxpredict.cohort.rules import CohortRules
+from rxpredict.features import exam_totals
 from rxpredict.registry import Registry
 
 STATUS_OBSERVED = "observed"
 
 
 def _visit_das28(registry: Registry) -> pl.LazyFrame:
-    return registry.lazy("visits").select(
-        "patient_id", "visit_date", das28_crp(), das28_esr(), pl.col("crp_mg_l").is_not_null().alias("has_crp"))
+    return registry.keyed("visits").select(
+        "_pid", "visit_date", das28_crp(), das28_esr(), pl.col("crp_mg_l").is_not_null().alias("has_crp"))
 
 
 def _followup_visit(episodes: pl.LazyFrame, registry: Registry, rules: CohortRules) -> pl.LazyFrame:
@@ -38,28 +40,23 @@ def _followup_visit(episodes: pl.LazyFrame, registry: Registry, rules: CohortRul
 
     A tie goes to the earlier visit. Returns the episode keys with ``followup_visit_date``.
     """
-    visits = registry.lazy("visits").select(
-        "patient_id", pl.col("visit_date").alias("_on"), pl.col("visit_date").alias("_v")).sort("_on")
     target = pl.col("index_date") + pl.duration(days=rules.followup_day)
     tol = dt.timedelta(days=rules.followup_tolerance)
     stop = pl.col("course_stop_date").fill_null(dt.date(9999, 12, 31))
-    keys = episodes.select(*EPISODE_KEY, target.alias("_target"), stop.alias("_stop")).unique()
-    before = (
-        keys.with_columns(pl.min_horizontal("_target", pl.col("_stop") - pl.duration(days=1)).alias("_b_on"))
-        .sort("_b_on")
-        .join_asof(visits, left_on="_b_on", right_on="_on", by="patient_id", strategy="backward",
-                   check_sortedness=False)
-        .select(*EPISODE_KEY, "_target", pl.when(pl.col("_v") >= pl.col("_target") - tol).then("_v").alias("_before"))
-    )
-    after = (
-        keys.sort("_target")
-        .join_asof(visits, left_on="_target", right_on="_on", by="patient_id", strategy="forward",
-                   check_sortedness=False, tolerance=tol)
-        .select(*EPISODE_KEY, pl.when(pl.col("_v") < pl.col("_stop")).then("_v").alias("_after"))
-    )
+    keys = episodes.select(*EPISODE_KEY, "_pid", target.alias("_target"), stop.alias("_stop")).unique()
+    visits = lambda name: registry.keyed("visits").select("_pid", pl.col("visit_date").alias(name))  # noqa: E731
+    latest_before = pl.min_horizontal("_target", pl.col("_stop") - pl.duration(days=1))
     gap = lambda c: (pl.col(c) - pl.col("_target")).dt.total_days().abs()  # noqa: E731
     return (
-        before.join(after, on=EPISODE_KEY, how="left", nulls_equal=True)
+        asof_by_patient(keys, visits("_before"), left_on=latest_before, right_on="_before", strategy="backward")
+        .pipe(asof_by_patient, visits("_after"), left_on="_target", right_on="_after", strategy="forward",
+              tolerance_days=rules.followup_tolerance)
+        .select(
+            *EPISODE_KEY,
+            pl.when(pl.col("_before") >= pl.col("_target") - tol).then("_before").alias("_before"),
+            pl.when(pl.col("_after") < pl.col("_stop")).then("_after").alias("_after"),
+            "_target",
+        )
         .select(
             *EPISODE_KEY,
             pl.when(pl.col("_before").is_null() | (gap("_after") < gap("_before")))
@@ -97,8 +94,8 @@ def response_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: CohortR
     eular = eular_response("_b", "_f").cast(pl.String)
     return (
         episodes.join(followup, on=EPISODE_KEY, how="left", nulls_equal=True)
-        .join(baseline, on=["patient_id", "baseline_visit_date"], how="left")
-        .join(after, on=["patient_id", "followup_visit_date"], how="left")
+        .join(baseline, on=["_pid", "baseline_visit_date"], how="left")
+        .join(after, on=["_pid", "followup_visit_date"], how="left")
         .with_columns(b.alias("_b"), f.alias("_f"), pl.when(on_crp).then(pl.lit("crp")).otherwise(pl.lit("esr"))
                       .alias("_version"))
         .with_columns(status.alias("response_status"))
@@ -115,33 +112,39 @@ def response_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: CohortR
     )
 
 
-def progression_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: CohortRules) -> pl.LazyFrame:
-    """Rapid radiographic progression between the baseline radiograph and the next, and time to it."""
-    exams = svdh_totals(registry.lazy("imaging")).select(
-        "patient_id", "exam_date", pl.col("svdh_total").alias("_total"), pl.col("complete").alias("_complete"))
-    keys = episodes.select("patient_id", "index_date").unique()
-    base = (
-        keys.sort("index_date")
-        .join_asof(exams.rename({"exam_date": "baseline_exam_date"}).sort("baseline_exam_date"),
-                   left_on="index_date", right_on="baseline_exam_date", by="patient_id", strategy="backward",
-                   check_sortedness=False, tolerance=dt.timedelta(days=rules.exam_before))
-        .rename({"_total": "_base_total", "_complete": "_base_complete"})
+def progression_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: CohortRules,
+                         exams: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Rapid radiographic progression between the baseline radiograph and the next, and time to it.
+
+    ``exams`` (from :func:`exam_totals`) may be given to share the totals with the imaging features.
+    """
+    exams = (exam_totals(registry) if exams is None else exams).select("_pid", "exam_date", "svdh_total", "complete")
+    keys = episodes.select("_pid", "index_date").unique()
+    as_ = lambda date, total, complete: exams.select(  # noqa: E731
+        "_pid", pl.col("exam_date").alias(date), pl.col("svdh_total").alias(total), pl.col("complete").alias(complete))
+    found = (
+        asof_by_patient(keys, as_("baseline_exam_date", "_base_total", "_base_complete"), left_on="index_date",
+                        right_on="baseline_exam_date", strategy="backward", tolerance_days=rules.exam_before)
+        .pipe(asof_by_patient, as_("progression_exam_date", "_next_total", "_next_complete"),
+              left_on=pl.col("baseline_exam_date").fill_null(pl.col("index_date")) + pl.duration(days=1),
+              right_on="progression_exam_date", strategy="forward")
+        .with_columns(pl.when(pl.col("baseline_exam_date").is_not_null()).then(c).alias(c)
+                      for c in ("progression_exam_date", "_next_total", "_next_complete"))
     )
-    later = base.filter(pl.col("baseline_exam_date").is_not_null()).join(exams, on="patient_id").filter(
-        pl.col("exam_date") > pl.col("baseline_exam_date"))
-    years = (pl.col("exam_date") - pl.col("baseline_exam_date")).dt.total_days() / 365.25
-    rate = (pl.col("_total") - pl.col("_base_total")) / years
-    per_episode = (
-        later.with_columns(rate.alias("_rate"), (rate >= rules.rrp_units_per_year).alias("_rapid"))
-        .sort("exam_date")
-        .group_by("patient_id", "index_date")
-        .agg(
-            pl.col("exam_date").first().alias("progression_exam_date"),
-            pl.col("_rate").first().alias("svdh_progression_per_year"),
-            pl.col("_complete").first().alias("_next_complete"),
-            pl.col("exam_date").filter(pl.col("_rapid")).first().alias("_first_rapid"),
-            pl.col("exam_date").last().alias("_last_exam"),
+    years = lambda date: (pl.col(date) - pl.col("baseline_exam_date")).dt.total_days() / 365.25  # noqa: E731
+    later = (
+        found.filter(pl.col("baseline_exam_date").is_not_null())
+        .select("_pid", "index_date", "baseline_exam_date", "_base_total")
+        .join(exams, on="_pid")
+        .filter(pl.col("exam_date") > pl.col("baseline_exam_date"))
+        .select(
+            patient_day_key("index_date").alias("_key"),
+            pl.when((pl.col("svdh_total") - pl.col("_base_total")) / years("exam_date") >= rules.rrp_units_per_year)
+            .then("exam_date").alias("_first_rapid"),
+            pl.col("exam_date").alias("_last_exam"),
         )
+        .group_by("_key")
+        .agg(pl.col("_first_rapid").min(), pl.col("_last_exam").max())
     )
     gap = (pl.col("progression_exam_date") - pl.col("baseline_exam_date")).dt.total_days()
     status = (
@@ -152,20 +155,22 @@ def progression_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: Coho
         .when(~pl.col("_base_complete") | ~pl.col("_next_complete")).then(pl.lit("incomplete_exam"))
         .otherwise(pl.lit(STATUS_OBSERVED))
     )
+    rate = (pl.col("_next_total") - pl.col("_base_total")) / years("progression_exam_date")
     observed = pl.col("rrp_status") == STATUS_OBSERVED
-    event_or_censor = pl.col("_first_rapid").fill_null(pl.col("_last_exam"))
-    return (
-        episodes.join(base.join(per_episode, on=["patient_id", "index_date"], how="left"),
-                      on=["patient_id", "index_date"], how="left")
+    per_episode = (
+        found.with_columns(patient_day_key("index_date").alias("_key"))
+        .join(later, on="_key", how="left")
         .with_columns(status.alias("rrp_status"))
         .with_columns(
-            pl.when(observed).then(pl.col("svdh_progression_per_year") >= rules.rrp_units_per_year).alias("rrp"),
-            pl.when(observed).then(pl.col("svdh_progression_per_year")).alias("svdh_progression_per_year"),
-            (event_or_censor - pl.col("index_date")).dt.total_days().alias("rrp_time_days"),
+            pl.when(observed).then(rate >= rules.rrp_units_per_year).alias("rrp"),
+            pl.when(observed).then(rate).alias("svdh_progression_per_year"),
+            (pl.col("_first_rapid").fill_null(pl.col("_last_exam")) - pl.col("index_date")).dt.total_days()
+            .alias("rrp_time_days"),
             pl.col("_first_rapid").is_not_null().alias("rrp_event"),
         )
-        .drop("_base_total", "_base_complete", "_next_complete", "_first_rapid", "_last_exam")
+        .drop("_key", "_base_total", "_base_complete", "_next_total", "_next_complete", "_first_rapid", "_last_exam")
     )
+    return episodes.join(per_episode, on=["_pid", "index_date"], how="left")
 
 
 def retention_outcomes(episodes: pl.LazyFrame, registry: Registry) -> pl.LazyFrame:

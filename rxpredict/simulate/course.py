@@ -138,6 +138,7 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
     running_until[m, MTX] = np.where(hist["mtx_stop"][m] >= 0, hist["mtx_stop"][m], ONGOING)
     running_until[t, TNF] = hist["tnf_stop"][t]
     floor = np.maximum(start - 21, pop["entry"] - 30)  # no visit of an episode before this day
+    last_seen = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)  # the patient's latest visit so far
     baseline_missing = rng.random(n) < scenario.missing_baseline_visit
     active = start < pop["followup_end"] - 30
 
@@ -149,7 +150,8 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         s, bb, fu_end = start[idx], b[idx], pop["followup_end"][idx]
         # Baseline visit: up to 3 weeks before the start, never before the previous course's last visit.
         bv_day = np.maximum(s - rng.integers(0, 22, k), floor[idx])
-        has_bv = ~baseline_missing[idx]
+        # A baseline visit is missing only where the patient has no other visit in the 90 days before.
+        has_bv = ~baseline_missing[idx] | (last_seen[idx] >= s - 90)
         base = solve_components(rng, bb, pop["esr_offset"][idx], pop["severity"][idx])
         bmi = np.clip(pop["bmi"][idx] + rng.normal(0, 0.8, k), 15, 60)
         mtx_on = (mtx_start[idx] >= 0) & (mtx_start[idx] <= s) & ((mtx_stop[idx] < 0) | (mtx_stop[idx] > s))
@@ -268,7 +270,8 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         flare = rng.random(rw.size) < 0.05
         visit(rw, r_day, traj(r_day, rw) + rng.normal(0, tau, rw.size) + flare * rng.uniform(0.8, 2.0, rw.size),
               np.where(flare, 4, 3))
-        stop_visit = stopped & (stop_day <= limit) & (reason != "remission")
+        # A stop in the first week leaves no visit: the baseline must stay the latest visit up to index + 7.
+        stop_visit = stopped & (stop_day <= limit) & (reason != "remission") & (stop_day > s + 7)
         visit(rows[stop_visit], stop_day[stop_visit],
               traj(stop_day[stop_visit], rows[stop_visit]) + rng.normal(0, tau, stop_visit.sum()), 5)
         who, v_day_all, v_kind_all = np.concatenate(v_who), np.concatenate(v_day), np.concatenate(v_kind)
@@ -319,7 +322,8 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         mtx_stop[idx] = np.where(new_mtx, stop_rec, mtx_stop[idx])
         line[idx] += 1
         start[idx] = next_start
-        floor[idx] = last_visit + 1
+        floor[idx] = np.maximum(last_visit + 1, s + 8)  # nothing of the next start within this one's index + 7
+        last_seen[idx] = np.maximum(last_seen[idx], last_visit)
         baseline_missing[idx] = next_missing
         active[idx] = next_start >= 0
 
