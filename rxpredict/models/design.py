@@ -1,0 +1,27 @@
+"""From a cohort frame to the numbers a model sees: feature columns by block, their masks, in a fixed order."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
+
+
+def model_columns(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """Every block's feature columns followed by the block masks, in block order: what a model is fitted on."""
+    blocks = feature_columns(frame)
+    names = frame.collect_schema().names()
+    return [c for b in FEATURE_BLOCKS for c in blocks.get(b, [])] + [MASK_COLUMNS[b] for b in FEATURE_BLOCKS
+                                                                    if MASK_COLUMNS[b] in names]
+
+
+def feature_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """``frame[columns]`` as float64 with NaN for missing; a column the frame lacks is all NaN.
+
+    Scoring passes the training columns, so a registry without, say, a
+    genetic marker still gives the matrix the model expects.
+    """
+    present = set(frame.columns)
+    return frame.select(
+        pl.col(c).cast(pl.Float64) if c in present else pl.lit(None, dtype=pl.Float64).alias(c) for c in columns
+    ).to_numpy().astype(float)
