@@ -1,0 +1,211 @@
+"""The 24-week response model: what would happen under each therapy option, for one patient at one date.
+
+:class:`ResponseModel` fits the multimodal network (models/network.py) on a
+cohort's labelled episodes and predicts, for every option, P(EULAR good or
+moderate response), P(good response), P(DAS28 remission) and the expected
+DAS28 change, each with the option's ``support`` flag and whether the patient
+is out of distribution.
+
+Confounding: each episode is weighted by the stabilised inverse of the
+estimated probability of the option it received (PropensityModel), clipped,
+so that the heads learn outcomes as if options had been given more evenly.
+
+Example
+-------
+>>> model = ResponseModel(seed=1).fit(cohort.frame)          # doctest: +SKIP
+>>> model.predict_options(cohort.frame.head(1))               # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
+from rxpredict.models.design import feature_matrix
+from rxpredict.models.network import ResponseNetwork
+from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
+from rxpredict.schemas import load_contract
+
+LABELS = ("response", "good_response", "remission")
+PREDICTIONS = ("p_response", "p_good", "p_remission", "expected_das28_change")
+Z_LIMIT = 5.0
+
+
+class ResponseModel:
+    """Multimodal TARNet-style network with propensity weighting; scikit-learn conventions.
+
+    Parameters
+    ----------
+    block_dim, hidden, dropout : network size (per-block embedding, shared layer) and dropout
+    epochs, batch_size, learning_rate, weight_decay : optimisation (AdamW)
+    patience : epochs without a better validation loss before stopping early
+    validation_fraction : share of patients held out for early stopping
+    max_weight : inverse-propensity weights are clipped to [1/max_weight, max_weight]
+    seed : random seed (split, initialisation, batches)
+    progress : show a progress bar while training
+
+    Attributes
+    ----------
+    options_ : list of str
+    columns_ : list of str, the feature columns (block features and masks) in matrix order
+    blocks_ : dict of block -> its feature columns
+    propensity_ : PropensityModel
+    ood_ : OutOfDistribution
+    network_ : the fitted torch module
+    history_ : list of (epoch, train loss, validation loss)
+    """
+
+    def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, epochs: int = 200,
+                 batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
+                 validation_fraction: float = 0.15, max_weight: float = 10.0, seed: int = 0,
+                 progress: bool = True) -> None:
+        self.block_dim = block_dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.max_weight = max_weight
+        self.seed = seed
+        self.progress = progress
+
+    # ----- data ---------------------------------------------------------------------------------------------
+    def _tensors(self, frame: pl.DataFrame) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
+        """Standardised block features (NaN -> 0), block masks, and the raw matrix (for the overlap models).
+
+        z-scores are clipped to +/- ``Z_LIMIT``: a value far beyond the training data saturates instead of
+        driving the network to extrapolate (such patients are flagged ``ood`` anyway).
+        """
+        X = feature_matrix(frame, self.columns_)
+        Z = np.clip(np.nan_to_num((X - self.mean_) / self.scale_, nan=0.0), -Z_LIMIT, Z_LIMIT).astype(np.float32)
+        blocks = [torch.from_numpy(Z[:, idx]) for idx in self._block_index]
+        masks = torch.from_numpy(np.nan_to_num(X[:, self._mask_index], nan=0.0).astype(np.float32))
+        return blocks, masks, X
+
+    @staticmethod
+    def _probabilities(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities of response, good (nested: good implies response) and remission."""
+        log_response = F.logsigmoid(out[..., 0])
+        return log_response, log_response + F.logsigmoid(out[..., 1]), F.logsigmoid(out[..., 2])
+
+    # ----- fit ----------------------------------------------------------------------------------------------
+    def fit(self, cohort: pl.DataFrame) -> "ResponseModel":
+        """Fit on a cohort frame (``rxpredict.cohort.build_cohort(...).frame``): its labelled episodes."""
+        self.options_ = load_contract().option_names
+        labelled = cohort.filter(pl.col("therapy").is_not_null() & pl.col("response").is_not_null())
+        if labelled.height < 50:
+            raise ValueError(f"only {labelled.height} labelled episodes: too few to fit a response model")
+        blocks = feature_columns(cohort)
+        self.blocks_ = {b: blocks[b] for b in FEATURE_BLOCKS if blocks.get(b)}
+        masks = [MASK_COLUMNS[b] for b in self.blocks_]
+        self.columns_ = [c for cols in self.blocks_.values() for c in cols] + masks
+        offsets = np.cumsum([0, *(len(c) for c in self.blocks_.values())])
+        self._block_index = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
+        self._mask_index = np.arange(offsets[-1], offsets[-1] + len(masks))
+
+        X = feature_matrix(labelled, self.columns_)
+        observed = ~np.isnan(X)
+        count = np.maximum(observed.sum(axis=0), 1)
+        self.mean_ = np.where(observed, X, 0).sum(axis=0) / count
+        spread = np.sqrt(np.where(observed, (X - self.mean_) ** 2, 0).sum(axis=0) / count)
+        self.scale_ = np.where(spread > 0, spread, 1.0)
+
+        therapy = labelled["therapy"].to_list()
+        self.propensity_ = PropensityModel(options=self.options_).fit(X, therapy)
+        self.ood_ = OutOfDistribution().fit(X)
+        t = np.array([self.options_.index(o) for o in therapy])
+        p_given = self.propensity_.predict_proba(X)[np.arange(len(t)), t]
+        marginal = np.bincount(t, minlength=len(self.options_))[t] / len(t)
+        weights = np.clip(marginal / np.maximum(p_given, 1e-6), 1 / self.max_weight, self.max_weight)
+        weights = weights / weights.mean()
+
+        y = labelled.select(pl.col(LABELS).cast(pl.Float32)).to_numpy()
+        change = labelled["das28_change"].cast(pl.Float32).fill_null(float("nan")).to_numpy()
+        self.change_scale_ = float(np.nanstd(change)) or 1.0
+        rng = np.random.default_rng(self.seed)
+        patients = labelled["patient_id"].unique().sort().to_numpy()
+        held = set(rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False))
+        is_val = labelled["patient_id"].is_in(list(held)).to_numpy()
+
+        torch.manual_seed(self.seed)
+        blocks_t, masks_t, _ = self._tensors(labelled)
+        data = [*blocks_t, masks_t, torch.from_numpy(t), torch.from_numpy(y.copy()),
+                torch.from_numpy(change.copy()), torch.from_numpy(weights.astype(np.float32))]
+        self.network_ = ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_),
+                                        self.block_dim, self.hidden, self.dropout)
+        optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
+                                      weight_decay=self.weight_decay)
+        train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        best, best_state, stale = np.inf, None, 0
+        self.history_ = []
+        bar = tqdm(range(self.epochs), desc="training response model", disable=not self.progress)
+        for epoch in bar:
+            self.network_.train()
+            order = torch.from_numpy(rng.permutation(train_idx))
+            losses = []
+            for start in range(0, len(order), self.batch_size):
+                batch = [d[order[start:start + self.batch_size]] for d in data]
+                loss = self._loss(batch)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                losses.append(loss.item())
+            self.network_.eval()
+            with torch.no_grad():
+                val_loss = self._loss([d[torch.from_numpy(val_idx)] for d in data]).item()
+            self.history_.append((epoch, float(np.mean(losses)), val_loss))
+            bar.set_postfix(train=f"{np.mean(losses):.4f}", validation=f"{val_loss:.4f}")
+            if val_loss < best - 1e-5:
+                best, stale = val_loss, 0
+                best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    break
+        bar.close()
+        self.network_.load_state_dict(best_state)
+        self.network_.eval()
+        return self
+
+    def _loss(self, batch: list[torch.Tensor]) -> torch.Tensor:
+        *blocks, masks, t, y, change, w = batch
+        out = self.network_(blocks, masks)[torch.arange(len(t)), t]  # the head of the option received
+        log_p = self._probabilities(out)
+        nll = sum(-(y[:, k] * lp + (1 - y[:, k]) * torch.log1p(-lp.exp().clamp(max=1 - 1e-6)))
+                  for k, lp in enumerate(log_p))
+        has_change = ~torch.isnan(change)
+        # The change is learnt in units of its SD, so that it does not outweigh the three probabilities.
+        error = (out[:, 3] - torch.nan_to_num(change) / self.change_scale_) ** 2
+        sq = torch.where(has_change, error, torch.zeros_like(change))
+        return (w * (nll + 0.25 * sq)).sum() / w.sum()
+
+    # ----- predict ------------------------------------------------------------------------------------------
+    def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """One row per (episode, option): the four predictions, ``support`` and ``ood``.
+
+        ``rows`` is a cohort frame (any episodes, labelled or not; ``therapy``
+        may be null, as for a patient scored on a chosen date).
+        """
+        _check_fitted(self, "network_")
+        blocks, masks, X = self._tensors(rows)
+        with torch.no_grad():
+            out = self.network_(blocks, masks)
+            log_p = self._probabilities(out)
+        probs = [lp.exp().numpy() for lp in log_p]
+        n, k = X.shape[0], len(self.options_)
+        support = self.propensity_.support(X)
+        ood = self.ood_.predict(X)
+        return pl.DataFrame({
+            "patient_id": np.repeat(rows["patient_id"].to_numpy(), k),
+            "index_date": rows["index_date"].gather(np.repeat(np.arange(n), k)),
+            "therapy": np.tile(np.array(self.options_), n),
+            "p_response": probs[0].ravel(), "p_good": probs[1].ravel(), "p_remission": probs[2].ravel(),
+            "expected_das28_change": (out[..., 3] * self.change_scale_).numpy().ravel(),
+            "support": support.ravel().astype(str), "ood": np.repeat(ood, k),
+        })
