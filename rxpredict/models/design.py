@@ -25,3 +25,16 @@ def feature_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
     return frame.select(
         pl.col(c).cast(pl.Float64) if c in present else pl.lit(None, dtype=pl.Float64).alias(c) for c in columns
     ).to_numpy().astype(float)
+
+
+def observed_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column mean and SD over the observed (non-NaN) values; an SD of 0 or an empty column gives 1.
+
+    Whole modalities are missing for most patients, so statistics over imputed values would make the
+    patients who have them look extreme.
+    """
+    observed = ~np.isnan(X)
+    count = np.maximum(observed.sum(axis=0), 1)
+    mean = np.where(observed, X, 0).sum(axis=0) / count
+    spread = np.sqrt(np.where(observed, (X - mean) ** 2, 0).sum(axis=0) / count)
+    return mean, np.where(spread > 0, spread, 1.0)

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from rxpredict.models.design import observed_moments
 from rxpredict.schemas import load_contract
 
 SUPPORT_LEVELS = ("ok", "low", "none")
@@ -156,10 +157,7 @@ class OutOfDistribution:
         X = _as_matrix(X)
         self.n_features_in_ = X.shape[1]
         observed = ~np.isnan(X)
-        count = np.maximum(observed.sum(axis=0), 1)
-        self.mean_ = np.where(observed, X, 0).sum(axis=0) / count
-        spread = np.sqrt(np.where(observed, (X - self.mean_) ** 2, 0).sum(axis=0) / count)
-        self.scale_ = np.where(spread > 0, spread, 1.0)
+        self.mean_, self.scale_ = observed_moments(X)
         self.low_ = np.where(observed.any(axis=0), np.nanmin(np.where(observed, X, np.inf), axis=0), np.nan)
         self.high_ = np.where(observed.any(axis=0), np.nanmax(np.where(observed, X, -np.inf), axis=0), np.nan)
         Z = self._z(X)

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
-from rxpredict.models.design import feature_matrix
+from rxpredict.models.design import feature_matrix, observed_moments
 from rxpredict.models.network import ResponseNetwork
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
 from rxpredict.schemas import load_contract
@@ -110,11 +110,7 @@ class ResponseModel:
         self._mask_index = np.arange(offsets[-1], offsets[-1] + len(masks))
 
         X = feature_matrix(labelled, self.columns_)
-        observed = ~np.isnan(X)
-        count = np.maximum(observed.sum(axis=0), 1)
-        self.mean_ = np.where(observed, X, 0).sum(axis=0) / count
-        spread = np.sqrt(np.where(observed, (X - self.mean_) ** 2, 0).sum(axis=0) / count)
-        self.scale_ = np.where(spread > 0, spread, 1.0)
+        self.mean_, self.scale_ = observed_moments(X)
 
         therapy = labelled["therapy"].to_list()
         self.propensity_ = PropensityModel(options=self.options_).fit(X, therapy)
