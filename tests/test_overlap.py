@@ -90,3 +90,21 @@ def test_feature_matrix_keeps_the_training_columns(data):
     X = feature_matrix(episodes.drop(columns[0]), columns)
     assert X.shape == (episodes.height, len(columns)) and np.isnan(X[:, 0]).all()
     assert columns[-4:] == ["mask_clinical", "mask_genetic", "mask_imaging", "mask_wearable"]
+
+
+@pytest.mark.parametrize("labels", [["tnfi", "il6i", "jaki"], ["tnfi", "il6i"]])
+def test_array_prediction_equals_scikit_learns(labels):
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = [labels[i % len(labels)] if rng.random() < 0.5 else labels[int(x > 0)] for i, x in enumerate(X[:, 0])]
+    ours = PropensityModel(options=labels).fit(X, y)
+    theirs = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                           LogisticRegression()).fit(X, y)
+    expected = theirs.predict_proba(X)[:, [list(theirs.classes_).index(o) for o in labels]]
+    assert np.allclose(ours.predict_proba(X), expected, atol=1e-10)

@@ -64,7 +64,9 @@ class PropensityModel:
     classes_ : list of str
         Options seen in training (an option never seen has probability 0).
     n_features_in_ : int
-    pipeline_ : sklearn Pipeline (median imputation, scaling, logistic regression)
+    medians_, center_, scale_, coef_, intercept_ : arrays
+        The fitted imputation, scaling and multinomial logistic model (from
+        scikit-learn), kept as arrays so a saved model needs no pickle.
 
     Example
     -------
@@ -95,17 +97,27 @@ class PropensityModel:
             raise ValueError("need at least two different options in training to model the choice between them")
         self.options_ = options
         self.n_features_in_ = X.shape[1]
-        self.pipeline_ = make_pipeline(
+        imputer, scaler, logistic = make_pipeline(
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
             LogisticRegression(C=self.C, max_iter=self.max_iter),
-        ).fit(X, therapy)
-        self.classes_ = list(self.pipeline_.classes_)
+        ).fit(X, therapy).steps
+        # Kept as plain arrays, so that a saved model loads without unpickling anything.
+        self.classes_ = [str(c) for c in logistic[1].classes_]
+        self.medians_ = imputer[1].statistics_.astype(float)
+        self.center_, self.scale_ = scaler[1].mean_.astype(float), scaler[1].scale_.astype(float)
+        self.coef_, self.intercept_ = logistic[1].coef_.astype(float), logistic[1].intercept_.astype(float)
         return self
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Shape (n, len(options_)): P(option | features); 0 for options never seen in training."""
-        _check_fitted(self, "pipeline_")
-        p = self.pipeline_.predict_proba(_as_matrix(X, self.n_features_in_))
+        _check_fitted(self, "coef_")
+        X = _as_matrix(X, self.n_features_in_)
+        z = (np.where(np.isnan(X), self.medians_, X) - self.center_) / self.scale_
+        logits = z @ self.coef_.T + self.intercept_
+        if len(self.classes_) == 2:  # scikit-learn's binary case: one logit for the second class
+            logits = np.column_stack([np.zeros(len(z)), logits[:, 0]])
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
         out = np.zeros((p.shape[0], len(self.options_)))
         for j, c in enumerate(self.classes_):
             out[:, self.options_.index(c)] = p[:, j]
