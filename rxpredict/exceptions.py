@@ -34,6 +34,10 @@ class RegistryValidationError(RxpredictError):
         )
 
 
+class BundleError(RxpredictError):
+    """A model bundle is missing, of another format or schema version, or was changed after it was written."""
+
+
 class RxpredictWarning(UserWarning):
     """Base class of rxpredict's warnings."""
 

@@ -1,6 +1,9 @@
 """The response model on a small simulated registry: the estimator contract, predictions and learning."""
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import polars as pl
 import pytest
@@ -61,3 +64,49 @@ def test_a_patient_scored_on_a_chosen_date_and_errors(fitted):
         ResponseModel().predict_options(held)
     with pytest.raises(ValueError, match="too few"):
         ResponseModel(**FAST).fit(held.head(10))
+
+
+def test_bundle_round_trip_gives_identical_predictions(fitted, tmp_path):
+    from rxpredict.bundle import load_bundle, save_bundle
+
+    model, train, held, _ = fitted
+    path = save_bundle(model, tmp_path / "model", cohort=train, metrics={"auroc": 0.7}, evaluation=held)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "MODEL_CARD.md", "arrays.npz", "config.json", "manifest.json", "metrics.json", "weights.pt"]
+    loaded = load_bundle(path)
+    assert loaded.predict_options(held).equals(model.predict_options(held))
+    card = (path / "MODEL_CARD.md").read_text()
+    assert "## Intended use" in card and "| seropositive |" in card and "auroc: 0.7" in card
+    config = json.loads((path / "config.json").read_text())
+    assert config["schema_version"] == "1.0.0" and config["versions"]["torch"]
+    assert config["training"]["labelled"] == train.filter(pl.col("response").is_not_null()
+                                                          & pl.col("therapy").is_not_null()).height
+
+
+def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
+    from rxpredict.bundle import load_bundle, save_bundle
+    from rxpredict.exceptions import BundleError
+
+    model, *_ = fitted
+    path = save_bundle(model, tmp_path / "model")
+    with pytest.raises(BundleError, match="not empty"):
+        save_bundle(model, path)
+    weights = path / "weights.pt"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(BundleError, match="weights.pt was changed"):
+        load_bundle(path)
+    weights.write_bytes(original)
+    config = json.loads((path / "config.json").read_text())
+    config["schema_version"] = "0.9.0"
+    (path / "config.json").write_text(json.dumps(config))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["config.json"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="data contract v0.9.0"):
+        load_bundle(path)
+    (path / "arrays.npz").unlink()
+    with pytest.raises(BundleError, match="arrays.npz is missing"):
+        load_bundle(path)
+    with pytest.raises(BundleError, match="not a model bundle"):
+        load_bundle(tmp_path)

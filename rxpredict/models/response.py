@@ -17,6 +17,8 @@ Example
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import polars as pl
 import torch
@@ -76,6 +78,20 @@ class ResponseModel:
         self.progress = progress
 
     # ----- data ---------------------------------------------------------------------------------------------
+    def _set_blocks(self, blocks: dict[str, list[str]]) -> None:
+        """The feature columns by block, and where each block and its mask sit in the matrix."""
+        self.blocks_ = blocks
+        masks = [MASK_COLUMNS[b] for b in blocks]
+        self.columns_ = [c for cols in blocks.values() for c in cols] + masks
+        offsets = np.cumsum([0, *(len(c) for c in blocks.values())])
+        self._block_index = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
+        self._mask_index = np.arange(offsets[-1], offsets[-1] + len(masks))
+
+    def get_params(self) -> dict[str, object]:
+        """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
     def _tensors(self, frame: pl.DataFrame) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
         """Standardised block features (NaN -> 0), block masks, and the raw matrix (for the overlap models).
 
@@ -102,12 +118,7 @@ class ResponseModel:
         if labelled.height < 50:
             raise ValueError(f"only {labelled.height} labelled episodes: too few to fit a response model")
         blocks = feature_columns(cohort)
-        self.blocks_ = {b: blocks[b] for b in FEATURE_BLOCKS if blocks.get(b)}
-        masks = [MASK_COLUMNS[b] for b in self.blocks_]
-        self.columns_ = [c for cols in self.blocks_.values() for c in cols] + masks
-        offsets = np.cumsum([0, *(len(c) for c in self.blocks_.values())])
-        self._block_index = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
-        self._mask_index = np.arange(offsets[-1], offsets[-1] + len(masks))
+        self._set_blocks({b: blocks[b] for b in FEATURE_BLOCKS if blocks.get(b)})
 
         X = feature_matrix(labelled, self.columns_)
         self.mean_, self.scale_ = observed_moments(X)
