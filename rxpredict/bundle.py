@@ -5,8 +5,8 @@ holds:
 
 | file | what |
 | --- | --- |
-| ``weights.pt`` | the network's tensors (``torch.load(weights_only=True)``: no code is run on loading) |
-| ``arrays.npz`` | scaling, propensity and out-of-distribution arrays (``allow_pickle=False``) |
+| ``weights.pt`` | every ensemble member's tensors (``torch.load(weights_only=True)``: no code is run on loading) |
+| ``arrays.npz`` | scaling, calibration, propensity and out-of-distribution arrays (``allow_pickle=False``) |
 | ``config.json`` | parameters, options, feature columns by block, the data-contract version, library versions, a hash of the training cohort |
 | ``metrics.json`` | the evaluation figures given at saving |
 | ``MODEL_CARD.md`` | intended use, data, metrics by subgroup, limitations |
@@ -143,7 +143,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     ``cohort`` (the training cohort) is fingerprinted and summarised in the
     card; ``evaluation`` (held-out episodes) gives the card its subgroup table.
     """
-    _check_fitted(model, "network_")
+    _check_fitted(model, "networks_")
     target = Path(directory)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise BundleError(f"{target} is not empty; pass overwrite=True to replace it")
@@ -165,7 +165,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
             "options_given": dict(labelled.group_by("therapy").len().sort("therapy").iter_rows()),
         },
     }
-    arrays = {"mean": model.mean_, "scale": model.scale_}
+    arrays = {"mean": model.mean_, "scale": model.scale_, "calibration": model.calibration_}
     arrays |= {f"propensity_{a}": getattr(model.propensity_, a) for a in PROPENSITY_ARRAYS}
     arrays |= {f"ood_{a}": getattr(model.ood_, a) for a in OOD_ARRAYS}
     subgroups = None if evaluation is None else subgroup_metrics(model, evaluation)
@@ -173,7 +173,8 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".rxpredict-bundle-", dir=parent))
     try:
-        torch.save(model.network_.state_dict(), staging / "weights.pt")
+        torch.save({f"member{k}.{name}": tensor for k, net in enumerate(model.networks_)
+                    for name, tensor in net.state_dict().items()}, staging / "weights.pt")
         np.savez(staging / "arrays.npz", **arrays)
         (staging / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
         (staging / "metrics.json").write_text(json.dumps({
@@ -221,7 +222,7 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     model = ResponseModel(**config["params"])
     model.options_ = config["options"]
     model._set_blocks({b: list(c) for b, c in config["blocks"].items()})
-    model.mean_, model.scale_ = arrays["mean"], arrays["scale"]
+    model.mean_, model.scale_, model.calibration_ = arrays["mean"], arrays["scale"], arrays["calibration"]
     model.change_scale_ = config["change_scale"]
     prop = PropensityModel(options=config["propensity"]["options"], **config["propensity"]["params"])
     prop.options_, prop.classes_ = config["propensity"]["options"], config["propensity"]["classes"]
@@ -234,10 +235,13 @@ def load_bundle(directory: str | Path) -> ResponseModel:
         setattr(ood, a, arrays[f"ood_{a}"])
     ood.threshold_, ood.n_features_in_ = config["ood"]["threshold"], len(model.columns_)
     model.ood_ = ood
-    network = ResponseNetwork([len(c) for c in model.blocks_.values()], len(model.options_), model.block_dim,
-                              model.hidden, model.dropout)
-    network.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
-    network.eval()
-    model.network_ = network
+    tensors = torch.load(directory / "weights.pt", weights_only=True)
+    model.networks_ = []
+    for k in range(model.n_members):
+        network = ResponseNetwork([len(c) for c in model.blocks_.values()], len(model.options_), model.block_dim,
+                                  model.hidden, model.dropout)
+        prefix = f"member{k}."
+        network.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
+        model.networks_.append(network.eval())
     model.history_ = []
     return model

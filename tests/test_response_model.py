@@ -14,7 +14,7 @@ from rxpredict.registry import Registry
 from rxpredict.simulate import OPTIONS, simulate
 from tests.conftest import TODAY
 
-FAST = {"epochs": 25, "patience": 5, "progress": False}
+FAST = {"epochs": 25, "patience": 5, "n_members": 3, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +33,12 @@ def test_predictions_cover_every_option_with_valid_values(fitted):
     pred = model.predict_options(held)
     assert pred.height == held.height * len(OPTIONS)
     assert pred.columns == ["patient_id", "index_date", "therapy", *PREDICTIONS, "support", "ood"]
-    probs = pred.select("p_response", "p_good", "p_remission").to_numpy()
+    probs = pred.select(pl.col("^p_.*$")).to_numpy()
     assert ((probs >= 0) & (probs <= 1)).all()
     assert (pred["p_good"] <= pred["p_response"] + 1e-6).all()  # good response is a kind of response
+    for name in ("p_response", "p_good", "p_remission"):
+        assert (pred[f"{name}_low"] <= pred[name] + 1e-9).all() and (pred[name] <= pred[f"{name}_high"] + 1e-9).all()
+    assert (pred["p_response_high"] - pred["p_response_low"]).mean() > 0.01  # the members disagree somewhat
     assert set(pred["support"].unique()) <= {"ok", "low", "none"} and pred["ood"].dtype == pl.Boolean
 
 
@@ -53,7 +56,7 @@ def test_same_seed_same_model_and_the_estimator_contract(fitted):
     first, second = (ResponseModel(seed=5, **short).fit(train) for _ in range(2))
     assert first.predict_options(held).equals(second.predict_options(held))
     assert ResponseModel(seed=3, **FAST).seed == 3 and not hasattr(ResponseModel(), "network_")
-    assert model.history_ and model.columns_[-1] == "mask_wearable"
+    assert len(model.history_) == model.n_members == len(model.networks_) and model.columns_[-1] == "mask_wearable"
 
 
 def test_a_patient_scored_on_a_chosen_date_and_errors(fitted):

@@ -18,6 +18,7 @@ Example
 from __future__ import annotations
 
 import inspect
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
@@ -26,13 +27,15 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
+from rxpredict.metrics import calibration_slope_intercept
 from rxpredict.models.design import feature_matrix, observed_moments
 from rxpredict.models.network import ResponseNetwork
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
 from rxpredict.schemas import load_contract
 
 LABELS = ("response", "good_response", "remission")
-PREDICTIONS = ("p_response", "p_good", "p_remission", "expected_das28_change")
+PREDICTIONS = ("p_response", "p_response_low", "p_response_high", "p_good", "p_good_low", "p_good_high",
+               "p_remission", "p_remission_low", "p_remission_high", "expected_das28_change")
 Z_LIMIT = 5.0
 
 
@@ -44,8 +47,10 @@ class ResponseModel:
     block_dim, hidden, dropout : network size (per-block embedding, shared layer) and dropout
     epochs, batch_size, learning_rate, weight_decay : optimisation (AdamW)
     patience : epochs without a better validation loss before stopping early
-    validation_fraction : share of patients held out for early stopping
+    validation_fraction : share of patients each member leaves out (early stopping, out-of-bag calibration)
     max_weight : inverse-propensity weights are clipped to [1/max_weight, max_weight]
+    n_members : networks in the ensemble; their spread gives the intervals
+    interval : coverage of the intervals (0.90: 5th to 95th percentile of a normal spread)
     seed : random seed (split, initialisation, batches)
     progress : show a progress bar while training
 
@@ -56,14 +61,15 @@ class ResponseModel:
     blocks_ : dict of block -> its feature columns
     propensity_ : PropensityModel
     ood_ : OutOfDistribution
-    network_ : the fitted torch module
-    history_ : list of (epoch, train loss, validation loss)
+    networks_ : the fitted torch modules, one per ensemble member
+    calibration_ : array (3, 2), Platt intercept and slope per probability, fitted out of bag
+    history_ : per member, a list of (epoch, train loss, validation loss)
     """
 
     def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, epochs: int = 200,
                  batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
-                 validation_fraction: float = 0.15, max_weight: float = 10.0, seed: int = 0,
-                 progress: bool = True) -> None:
+                 validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 5,
+                 interval: float = 0.90, seed: int = 0, progress: bool = True) -> None:
         self.block_dim = block_dim
         self.hidden = hidden
         self.dropout = dropout
@@ -74,6 +80,8 @@ class ResponseModel:
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.max_weight = max_weight
+        self.n_members = n_members
+        self.interval = interval
         self.seed = seed
         self.progress = progress
 
@@ -135,54 +143,73 @@ class ResponseModel:
         y = labelled.select(pl.col(LABELS).cast(pl.Float32)).to_numpy()
         change = labelled["das28_change"].cast(pl.Float32).fill_null(float("nan")).to_numpy()
         self.change_scale_ = float(np.nanstd(change)) or 1.0
-        rng = np.random.default_rng(self.seed)
-        patients = labelled["patient_id"].unique().sort().to_numpy()
-        held = set(rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False))
-        is_val = labelled["patient_id"].is_in(list(held)).to_numpy()
-
         torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
         blocks_t, masks_t, _ = self._tensors(labelled)
         data = [*blocks_t, masks_t, torch.from_numpy(t), torch.from_numpy(y.copy()),
                 torch.from_numpy(change.copy()), torch.from_numpy(weights.astype(np.float32))]
-        self.network_ = ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_),
-                                        self.block_dim, self.hidden, self.dropout)
-        optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
-                                      weight_decay=self.weight_decay)
-        train_idx, val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-        best, best_state, stale = np.inf, None, 0
-        self.history_ = []
-        bar = tqdm(range(self.epochs), desc="training response model", disable=not self.progress)
+        patient = labelled["patient_id"].to_numpy()
+        patients = np.unique(patient)
+        self.networks_, self.history_ = [], []
+        oob_sum, oob_count = np.zeros((len(t), len(LABELS))), np.zeros(len(t))
+        for member in range(self.n_members):
+            # Each member learns from a random share of the patients; the rest stop it early and, being
+            # unseen by it, give the out-of-bag predictions the calibration is fitted on.
+            held = rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False)
+            is_held = np.isin(patient, held)
+            network, history = self._train_member(data, np.flatnonzero(~is_held), np.flatnonzero(is_held), rng,
+                                                  f"training response model {member + 1}/{self.n_members}")
+            self.networks_.append(network)
+            self.history_.append(history)
+            held_rows = torch.from_numpy(is_held)
+            with torch.no_grad():
+                out = network([b[held_rows] for b in blocks_t], masks_t[held_rows])
+            given = out[torch.arange(int(is_held.sum())), torch.from_numpy(t[is_held])]
+            oob_sum[is_held] += np.column_stack([lp.exp().numpy() for lp in self._probabilities(given)])
+            oob_count[is_held] += 1
+        seen = oob_count > 0
+        oob = oob_sum[seen] / oob_count[seen, None]
+        self.calibration_ = np.array([_platt(oob[:, k], y[seen, k]) for k in range(len(LABELS))])
+        return self
+
+    def _train_member(self, data: list[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
+                      rng: np.random.Generator, description: str) -> tuple[ResponseNetwork, list]:
+        """One network, trained with early stopping on ``val_idx``; returns it at its best epoch and its history."""
+        network = ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
+                                  self.hidden, self.dropout)
+        optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        best, best_state, stale, history = np.inf, None, 0, []
+        bar = tqdm(range(self.epochs), desc=description, disable=not self.progress)
         for epoch in bar:
-            self.network_.train()
+            network.train()
             order = torch.from_numpy(rng.permutation(train_idx))
             losses = []
             for start in range(0, len(order), self.batch_size):
-                batch = [d[order[start:start + self.batch_size]] for d in data]
-                loss = self._loss(batch)
+                loss = self._loss(network, [d[order[start:start + self.batch_size]] for d in data])
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
                 losses.append(loss.item())
-            self.network_.eval()
+            network.eval()
             with torch.no_grad():
-                val_loss = self._loss([d[torch.from_numpy(val_idx)] for d in data]).item()
-            self.history_.append((epoch, float(np.mean(losses)), val_loss))
+                val_loss = self._loss(network, [d[torch.from_numpy(val_idx)] for d in data]).item()
+            history.append((epoch, float(np.mean(losses)), val_loss))
             bar.set_postfix(train=f"{np.mean(losses):.4f}", validation=f"{val_loss:.4f}")
             if val_loss < best - 1e-5:
                 best, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in self.network_.state_dict().items()}
+                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
             else:
                 stale += 1
                 if stale >= self.patience:
                     break
         bar.close()
-        self.network_.load_state_dict(best_state)
-        self.network_.eval()
-        return self
+        network.load_state_dict(best_state)
+        network.eval()
+        return network, history
 
-    def _loss(self, batch: list[torch.Tensor]) -> torch.Tensor:
+    def _loss(self, network: ResponseNetwork, batch: list[torch.Tensor]) -> torch.Tensor:
         *blocks, masks, t, y, change, w = batch
-        out = self.network_(blocks, masks)[torch.arange(len(t)), t]  # the head of the option received
+        out = network(blocks, masks)[torch.arange(len(t)), t]  # the head of the option received
         log_p = self._probabilities(out)
         nll = sum(-(y[:, k] * lp + (1 - y[:, k]) * torch.log1p(-lp.exp().clamp(max=1 - 1e-6)))
                   for k, lp in enumerate(log_p))
@@ -194,25 +221,56 @@ class ResponseModel:
 
     # ----- predict ------------------------------------------------------------------------------------------
     def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """One row per (episode, option): the four predictions, ``support`` and ``ood``.
+        """One row per (episode, option): calibrated probabilities with their intervals, the expected DAS28
+        change, ``support`` and ``ood``.
 
         ``rows`` is a cohort frame (any episodes, labelled or not; ``therapy``
-        may be null, as for a patient scored on a chosen date).
+        may be null, as for a patient scored on a chosen date). A probability's
+        interval spans the ensemble members' spread (mean +/- z SD at the
+        model's ``interval``), passed through the same calibration as the point.
         """
-        _check_fitted(self, "network_")
+        _check_fitted(self, "networks_")
         blocks, masks, X = self._tensors(rows)
+        members, changes = [], []
         with torch.no_grad():
-            out = self.network_(blocks, masks)
-            log_p = self._probabilities(out)
-        probs = [lp.exp().numpy() for lp in log_p]
+            for network in self.networks_:
+                out = network(blocks, masks)
+                members.append(np.stack([lp.exp().numpy() for lp in self._probabilities(out)]))
+                changes.append(out[..., 3].numpy() * self.change_scale_)
+        p = np.stack(members)  # (members, 3, n, options)
+        mean = p.mean(axis=0)
+        spread = p.std(axis=0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
+        z = NormalDist().inv_cdf(0.5 + self.interval / 2)
+        columns: dict[str, np.ndarray] = {}
+        for k, name in enumerate(("p_response", "p_good", "p_remission")):
+            point, low, high = (self._calibrate(k, v) for v in (mean[k], mean[k] - z * spread[k],
+                                                                 mean[k] + z * spread[k]))
+            columns[name], columns[f"{name}_low"], columns[f"{name}_high"] = point, low, high
+        for suffix in ("", "_low", "_high"):  # good response is a kind of response, calibrated or not
+            columns[f"p_good{suffix}"] = np.minimum(columns[f"p_good{suffix}"], columns[f"p_response{suffix}"])
         n, k = X.shape[0], len(self.options_)
-        support = self.propensity_.support(X)
-        ood = self.ood_.predict(X)
         return pl.DataFrame({
             "patient_id": np.repeat(rows["patient_id"].to_numpy(), k),
             "index_date": rows["index_date"].gather(np.repeat(np.arange(n), k)),
             "therapy": np.tile(np.array(self.options_), n),
-            "p_response": probs[0].ravel(), "p_good": probs[1].ravel(), "p_remission": probs[2].ravel(),
-            "expected_das28_change": (out[..., 3] * self.change_scale_).numpy().ravel(),
-            "support": support.ravel().astype(str), "ood": np.repeat(ood, k),
+            **{c: columns[c].ravel() for c in PREDICTIONS if c in columns},
+            "expected_das28_change": np.mean(changes, axis=0).ravel(),
+            "support": self.propensity_.support(X).ravel().astype(str),
+            "ood": np.repeat(self.ood_.predict(X), k),
         })
+
+    def _calibrate(self, k: int, p: np.ndarray) -> np.ndarray:
+        """Platt recalibration of probability ``k`` (fitted out of bag), on probabilities clipped into (0, 1)."""
+        intercept, slope = self.calibration_[k]
+        q = np.clip(p, 1e-6, 1 - 1e-6)
+        return 1 / (1 + np.exp(-(intercept + slope * np.log(q / (1 - q)))))
+
+
+def _platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(intercept, slope) mapping out-of-bag probabilities to calibrated ones; identity if it cannot be fitted
+    (too few or one-class labels) or would reverse the order of the predictions."""
+    try:
+        slope, intercept = calibration_slope_intercept(y.astype(int), np.clip(p, 1e-6, 1 - 1e-6))
+    except ValueError:
+        return 0.0, 1.0
+    return (intercept, slope) if slope > 0 else (0.0, 1.0)
