@@ -136,12 +136,13 @@ def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.
 
 
 def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataFrame | None = None,
-                metrics: dict[str, Any] | None = None, evaluation: pl.DataFrame | None = None,
-                overwrite: bool = False) -> Path:
+                markers: list[str] | None = None, metrics: dict[str, Any] | None = None,
+                evaluation: pl.DataFrame | None = None, overwrite: bool = False) -> Path:
     """Write a fitted model to ``directory`` (all or nothing).
 
     ``cohort`` (the training cohort) is fingerprinted and summarised in the
-    card; ``evaluation`` (held-out episodes) gives the card its subgroup table.
+    card; ``markers`` (the cohort's genetic markers) let scoring build the same
+    columns; ``evaluation`` (held-out episodes) gives the card its subgroup table.
     """
     _check_fitted(model, "networks_")
     target = Path(directory)
@@ -152,6 +153,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     config = {
         "format": BUNDLE_FORMAT, "kind": "ResponseModel", "params": model.get_params(),
         "options": model.options_, "blocks": model.blocks_, "change_scale": model.change_scale_,
+        "markers": list(markers or []),
         "propensity": {"options": model.propensity_.options_, "classes": model.propensity_.classes_,
                        "params": {k: getattr(model.propensity_, k) for k in ("C", "low_support", "no_support",
                                                                               "max_iter")}},
@@ -244,4 +246,5 @@ def load_bundle(directory: str | Path) -> ResponseModel:
         network.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
         model.networks_.append(network.eval())
     model.history_ = []
+    model.markers_ = config["markers"]
     return model

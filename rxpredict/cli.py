@@ -170,3 +170,130 @@ def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
     with pl.Config(tbl_rows=-1):
         click.echo(f"{result.frame.height} episodes of {result.frame['patient_id'].n_unique()} patients -> {out}")
         click.echo(summary)
+
+
+@main.command()
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model bundle directory to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--members", type=click.IntRange(min=1), default=5, show_default=True, help="Networks in the ensemble.")
+@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
+              help="Share of patients kept out of training to evaluate the model and write its card.")
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Most epochs per network (early stopping usually ends sooner).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
+def train(registry_dir: Path, out: Path, seed: int, members: int, holdout: float, epochs: int,
+          overwrite: bool) -> None:
+    """Fit the 24-week response model on a registry and write a model bundle with its card."""
+    import json
+
+    from rxpredict.bundle import save_bundle
+    from rxpredict.cohort import build_cohort
+    from rxpredict.evaluation import evaluate_response
+    from rxpredict.models.response import ResponseModel
+
+    cohort = build_cohort(_read_or_exit(registry_dir))
+    patients = cohort.frame["patient_id"].unique().sort()
+    held = patients.sample(fraction=holdout, seed=seed)
+    test = cohort.frame.filter(pl.col("patient_id").is_in(held.implode()))
+    fit_on = cohort.frame.filter(~pl.col("patient_id").is_in(held.implode()))
+    model = ResponseModel(n_members=members, epochs=epochs, seed=seed).fit(fit_on)
+    figures = evaluate_response(model, test)
+    save_bundle(model, out, cohort=fit_on, markers=cohort.markers, metrics=figures, evaluation=test,
+                overwrite=overwrite)
+    click.echo(json.dumps(figures, indent=2))
+    click.echo(f"wrote {out} (model card: {out / 'MODEL_CARD.md'})")
+
+
+def _load_model_or_exit(model_dir: Path):
+    from rxpredict.bundle import load_bundle
+    from rxpredict.exceptions import BundleError
+
+    try:
+        return load_bundle(model_dir)
+    except BundleError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model bundle.")
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--oracle", "oracle_file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="A simulator's oracle.parquet: adds PEHE, policy regret and interval coverage.")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(model_dir: Path, registry_dir: Path, oracle_file: Path | None, as_json: bool) -> None:
+    """Evaluate a model bundle on a registry (and against the truth, with an oracle)."""
+    import json
+
+    from rxpredict.cohort import build_cohort
+    from rxpredict.evaluation import evaluate_response
+
+    model = _load_model_or_exit(model_dir)
+    cohort = build_cohort(_read_or_exit(registry_dir), markers=model.markers_)
+    oracle = pl.read_parquet(oracle_file) if oracle_file else None
+    figures = evaluate_response(model, cohort.frame, oracle)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+    else:
+        for name, value in figures.items():
+            click.echo(f"{name:<24} {value:.4f}" if isinstance(value, float) else f"{name:<24} {value}")
+
+
+@main.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model bundle.")
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--patient", "patient_id", default=None, help="One patient to compare the options for.")
+@click.option("--at", "at_date", default=None, help="Date of the comparison (YYYY-MM-DD; default today).")
+@click.option("--episodes", "episodes_file", type=click.Path(path_type=Path, exists=True), default=None,
+              help="CSV of (patient_id, index_date) pairs, with --out: predictions for many.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Predictions file (.parquet or .csv).")
+def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date: str | None,
+            episodes_file: Path | None, out: Path | None) -> None:
+    """Every therapy option side by side for a patient (best first), with intervals and flags."""
+    import datetime as dt
+
+    from rxpredict.cohort import build_cohort
+
+    if (patient_id is None) == (episodes_file is None):
+        raise click.UsageError("give either --patient or --episodes")
+    model = _load_model_or_exit(model_dir)
+    registry = _read_or_exit(registry_dir)
+    if episodes_file is not None:
+        reader = pl.read_parquet if episodes_file.suffix == ".parquet" else pl.read_csv
+        pairs = reader(episodes_file).with_columns(pl.col("index_date").cast(pl.String).str.to_date("%Y-%m-%d"))
+    else:
+        try:
+            when = dt.date.fromisoformat(at_date) if at_date else dt.date.today()
+        except ValueError as e:
+            raise click.BadParameter(f"{at_date!r} is not a YYYY-MM-DD date", param_hint="--at") from e
+        pairs = pl.DataFrame({"patient_id": [patient_id], "index_date": [when]})
+    try:
+        cohort = build_cohort(registry, episodes=pairs, markers=model.markers_).frame
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--patient/--episodes") from e
+    columns = ["patient_id", "index_date", "therapy", "p_response", "p_response_low", "p_response_high", "p_good",
+               "p_remission", "expected_das28_change", "support", "ood"]
+    pred = model.predict_options(cohort.unique(["patient_id", "index_date"], keep="first", maintain_order=True))
+    pred = pred.select(columns).sort(["patient_id", "index_date", "p_response"], descending=[False, False, True])
+    if out is not None:
+        pred.write_parquet(out) if out.suffix != ".csv" else pred.write_csv(out)
+        click.echo(f"wrote {pred.height} predictions to {out}")
+        return
+    row = cohort.row(0, named=True)
+    missing = [b for b in ("genetic", "imaging", "wearable") if not row.get(f"mask_{b}")]
+    click.echo(f"{patient_id} on {pairs['index_date'][0]}: 24-week outcomes by therapy option (best first); "
+               f"model trained on data contract v{load_bundle_version(model_dir)}")
+    if not row.get("mask_clinical"):
+        click.echo("warning: no visit in the 90 days before this date; predictions rest on older data only")
+    if missing:
+        click.echo("the model did not see: " + ", ".join(f"{b} data" for b in missing))
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=200):
+        click.echo(pred.drop("patient_id", "index_date"))
+
+
+def load_bundle_version(model_dir: Path) -> str:
+    """The data-contract version a bundle was trained on (from its config)."""
+    import json
+
+    return json.loads((model_dir / "config.json").read_text())["schema_version"]

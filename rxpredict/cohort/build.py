@@ -13,6 +13,7 @@ from rxpredict.features import (
     exam_totals,
     feature_columns,
     genetic_block,
+    genetic_markers,
     imaging_block,
     wearable_block,
 )
@@ -39,16 +40,15 @@ class Cohort:
         The windows used.
     blocks : dict[str, list[str]]
         Feature columns of each block.
+    markers : list of str
+        The genetic markers behind the ``genetic_*`` columns.
     """
 
     frame: pl.DataFrame
     rules: CohortRules
     blocks: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def markers(self) -> list[str]:
-        """Genetic markers the cohort has columns for (to score new patients with the same columns)."""
-        return [c.removeprefix("genetic_") for c in self.blocks.get("genetic", [])]
+    #: Genetic markers the cohort has columns for (a model stores them to score with the same columns).
+    markers: list[str] = field(default_factory=list)
 
     def summary(self) -> pl.DataFrame:
         """How many episodes each rule left without a baseline or an outcome label, per outcome."""
@@ -114,6 +114,7 @@ def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episod
         Genetic marker columns to produce (a trained model's), instead of the registry's.
     """
     rules = rules or CohortRules()
+    markers = genetic_markers(registry) if markers is None else list(markers)
     eps = treatment_episodes(registry) if episodes is None else _requested_episodes(registry, episodes)
     # The episode table is the boundary: collected once, then every feature block and outcome reads it,
     # all computed together (one plan per block would recompute the episodes for each).
@@ -134,4 +135,4 @@ def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episod
         new = [c for c in part.columns if c not in frame.columns and c != "_pid"]
         frame = frame.join(part.select(*EPISODE_KEY, *new), on=EPISODE_KEY, how="left", nulls_equal=True)
     frame = frame.drop("_pid").sort(EPISODE_KEY, nulls_last=True)
-    return Cohort(frame=frame, rules=rules, blocks=feature_columns(frame))
+    return Cohort(frame=frame, rules=rules, blocks=feature_columns(frame), markers=markers)
