@@ -1,0 +1,212 @@
+"""The response model side by side with peers, against the simulator's truth.
+
+On `simulate(20000)` (default scenario, and a stress scenario with strong
+confounding and poor overlap), 70/30 split by patient, every model predicts
+P(response) under every option for the test episodes; figures:
+
+- policy regret (true P under the truly best option minus under the one
+  recommended) and PEHE of each option's effect versus methotrexate;
+- AUROC and ECE at the option actually given (the oracle's own AUROC is the ceiling);
+- coverage of the true probability by the 90 % intervals (our model only);
+- training and scoring time.
+
+Peers: logistic regression with option x covariate interactions, LightGBM S-
+and T-learners, EconML's DRLearner (LightGBM nuisances; it ranks options by
+their effect versus methotrexate), a TabNet S-learner. The *learnable limit*
+is our network trained on the oracle's true probabilities instead of the
+observed outcomes. Needs the bench extra: pip install -e ".[bench]".
+
+    python benchmarks/bench_response.py [--patients 20000] [--scenarios default stress]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.record import record  # noqa: E402
+from rxpredict import metrics  # noqa: E402
+from rxpredict.cohort import build_cohort  # noqa: E402
+from rxpredict.models import feature_matrix, model_columns  # noqa: E402
+from rxpredict.models.response import ResponseModel  # noqa: E402
+from rxpredict.registry import Registry  # noqa: E402
+from rxpredict.simulate import OPTIONS, Scenario, simulate  # noqa: E402
+
+KEY = ["patient_id", "index_date", "therapy"]
+
+
+def _prepared(x: np.ndarray, stats: tuple[np.ndarray, np.ndarray] | None = None):
+    """Standardise on observed values, impute 0, add missing indicators (for the non-network peers)."""
+    if stats is None:
+        stats = (np.nanmean(x, axis=0), np.nanstd(x, axis=0) + 1e-9)
+    z = np.nan_to_num((x - stats[0]) / stats[1], nan=0.0)
+    return np.hstack([z, np.isnan(x).astype(float)]), stats
+
+
+def _one_hot(t: np.ndarray) -> np.ndarray:
+    return np.eye(len(OPTIONS))[t]
+
+
+def peer_predictions(name: str, x_train, t_train, y_train, x_test) -> np.ndarray:
+    """(n_test, options) predicted P(response) under each option for one peer."""
+    xt, stats = _prepared(x_train)
+    xs, _ = _prepared(x_test, stats)
+    n = len(xs)
+    if name == "logistic_interactions":
+        from sklearn.linear_model import LogisticRegression
+
+        design = lambda x, t: np.hstack([x, _one_hot(t), (x[:, :, None] * _one_hot(t)[:, None, :]).reshape(len(x), -1)])  # noqa: E731
+        model = LogisticRegression(C=0.1, max_iter=2000).fit(design(xt, t_train), y_train)
+        return np.column_stack([model.predict_proba(design(xs, np.full(n, k)))[:, 1] for k in range(len(OPTIONS))])
+    if name == "lightgbm_s_learner":
+        import lightgbm as lgb
+
+        model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=31, verbose=-1).fit(
+            np.hstack([xt, _one_hot(t_train)]), y_train)
+        return np.column_stack([model.predict_proba(np.hstack([xs, _one_hot(np.full(n, k))]))[:, 1]
+                                for k in range(len(OPTIONS))])
+    if name == "lightgbm_t_learner":
+        import lightgbm as lgb
+
+        out = np.full((n, len(OPTIONS)), y_train.mean())
+        for k in range(len(OPTIONS)):
+            mask = t_train == k
+            if mask.sum() >= 30 and 0 < y_train[mask].mean() < 1:
+                model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, verbose=-1)
+                out[:, k] = model.fit(xt[mask], y_train[mask]).predict_proba(xs)[:, 1]
+        return out
+    if name == "econml_drlearner":
+        import lightgbm as lgb
+        from econml.dr import DRLearner
+
+        base = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, verbose=-1).fit(
+            np.hstack([xt, _one_hot(t_train)]), y_train)
+        mtx = OPTIONS.index("csdmard_mtx")
+        dr = DRLearner(model_propensity=lgb.LGBMClassifier(n_estimators=100, verbose=-1),
+                       model_regression=lgb.LGBMRegressor(n_estimators=200, verbose=-1),
+                       model_final=lgb.LGBMRegressor(n_estimators=100, num_leaves=15, verbose=-1),
+                       categories=list(range(len(OPTIONS))), cv=2, random_state=0)
+        dr.fit(y_train.astype(float), t_train, X=xt)
+        level = base.predict_proba(np.hstack([xs, _one_hot(np.full(n, mtx))]))[:, 1]
+        effects = np.column_stack([np.zeros(n) if k == mtx else dr.effect(xs, T0=mtx, T1=k)
+                                   for k in range(len(OPTIONS))])
+        return np.clip(level[:, None] + effects, 0, 1)
+    if name == "tabnet_s_learner":
+        from pytorch_tabnet.tab_model import TabNetClassifier
+
+        model = TabNetClassifier(seed=0, verbose=0)
+        model.fit(np.hstack([xt, _one_hot(t_train)]).astype(np.float32), y_train.astype(int), max_epochs=40,
+                  patience=8, batch_size=1024, virtual_batch_size=256)
+        return np.column_stack([model.predict_proba(np.hstack([xs, _one_hot(np.full(n, k))]).astype(np.float32))[:, 1]
+                                for k in range(len(OPTIONS))])
+    raise ValueError(name)
+
+
+def figures(est: np.ndarray, true: np.ndarray, given: np.ndarray, labelled: np.ndarray, y: np.ndarray) -> dict:
+    at_given = est[np.arange(len(given)), given]
+    out = {
+        "policy_regret": metrics.policy_regret(true, est),
+        "pehe_vs_mtx": metrics.pehe_vs_reference(true, est, options=list(OPTIONS)).mean,
+        "auroc_given": metrics.auroc(y[labelled], at_given[labelled]),
+        "ece_given": metrics.expected_calibration_error(y[labelled], np.clip(at_given[labelled], 0, 1)),
+    }
+    return out
+
+
+def run(n_patients: int, scenario_name: str, seed: int = 0) -> list[dict]:
+    scenario = Scenario.named(scenario_name)
+    frames = simulate(n_patients, seed=seed, scenario=scenario, progress=False)
+    cohort = build_cohort(Registry.from_tables(frames)).frame
+    oracle = frames["oracle"]
+    episodes = cohort.filter(pl.col("therapy").is_not_null() & pl.col("baseline_visit_date").is_not_null()).join(
+        oracle.filter("given").select(KEY), on=KEY, how="semi")
+    test_patients = episodes["patient_id"].unique().sort().sample(fraction=0.3, seed=seed)
+    is_test = episodes["patient_id"].is_in(test_patients.implode()).to_numpy()
+    train, test = episodes.filter(~is_test), episodes.filter(is_test)
+    truth = test.select(KEY[:2]).join(oracle.pivot(on="therapy", index=KEY[:2], values="p_response"), on=KEY[:2],
+                                      how="left")
+    true = truth.select(OPTIONS).to_numpy()
+    p_given_true = test.join(oracle.select(*KEY, pl.col("p_response").alias("_p")), on=KEY, how="left")["_p"]
+    given = np.array([OPTIONS.index(o) for o in test["therapy"]])
+    labelled = test["response"].is_not_null().to_numpy()
+    y = test["response"].fill_null(False).cast(pl.Int64).to_numpy()
+    columns = model_columns(cohort)
+    fit_rows = train.filter(pl.col("response").is_not_null())
+    x_train, x_test = feature_matrix(fit_rows, columns), feature_matrix(test, columns)
+    t_train = np.array([OPTIONS.index(o) for o in fit_rows["therapy"]])
+    y_train = fit_rows["response"].cast(pl.Int64).to_numpy()
+    rows = [{"model": "oracle", **figures(true, true, given, labelled, y),
+             "auroc_given": metrics.auroc(y[labelled], p_given_true.to_numpy()[labelled])}]
+
+    def ours(frame: pl.DataFrame, name: str) -> None:
+        t0 = time.perf_counter()
+        model = ResponseModel(seed=seed, progress=False).fit(frame)
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pred = model.predict_options(test)
+        score_s = time.perf_counter() - t0
+        wide = test.select(KEY[:2]).join(pred.pivot(on="therapy", index=KEY[:2], values="p_response"), on=KEY[:2],
+                                         how="left")
+        low = test.select(KEY[:2]).join(pred.pivot(on="therapy", index=KEY[:2], values="p_response_low"),
+                                        on=KEY[:2], how="left").select(OPTIONS).to_numpy()
+        high = test.select(KEY[:2]).join(pred.pivot(on="therapy", index=KEY[:2], values="p_response_high"),
+                                         on=KEY[:2], how="left").select(OPTIONS).to_numpy()
+        one = model.predict_options(test.head(1))  # warm
+        t1 = time.perf_counter()
+        model.predict_options(test.head(1))
+        rows.append({"model": name, **figures(wide.select(OPTIONS).to_numpy(), true, given, labelled, y),
+                     "interval_coverage": metrics.interval_coverage(true.ravel(), low.ravel(), high.ravel()),
+                     "train_s": train_s, "score_all_s": score_s, "score_one_ms": (time.perf_counter() - t1) * 1e3,
+                     "_": one.height})
+
+    ours(train, "rxpredict ResponseModel")
+    soft = train.join(oracle.select(*KEY, "p_response", "p_good", "p_remission", "expected_das28_change"), on=KEY,
+                      how="left").with_columns(
+        pl.col("p_response").alias("response"), pl.col("p_good").alias("good_response"),
+        pl.col("p_remission").alias("remission"), pl.col("expected_das28_change").alias("das28_change"))
+    ours(soft.drop("p_response", "p_good", "p_remission", "expected_das28_change"), "learnable limit (oracle labels)")
+    for name in ("logistic_interactions", "lightgbm_s_learner", "lightgbm_t_learner", "econml_drlearner",
+                 "tabnet_s_learner"):
+        t0 = time.perf_counter()
+        try:
+            est = peer_predictions(name, x_train, t_train, y_train, x_test)
+        except ImportError as e:
+            print(f"skipping {name}: {e} (pip install -e '.[bench]')")
+            continue
+        rows.append({"model": name, **figures(est, true, given, labelled, y), "train_s": time.perf_counter() - t0})
+    for r in rows:
+        r.pop("_", None)
+        r["scenario"] = scenario_name
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=20_000)
+    ap.add_argument("--scenarios", nargs="+", default=["default", "stress"])
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    rows = [r for s in args.scenarios for r in run(args.patients, s)]
+    table = pl.DataFrame(rows)
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=4, tbl_width_chars=220):
+        print(table)
+    if not args.no_record:
+        record_rows = []
+        for r in rows:
+            for key in ("policy_regret", "pehe_vs_mtx", "auroc_given", "ece_given", "interval_coverage", "train_s",
+                        "score_all_s", "score_one_ms"):
+                if r.get(key) is not None:
+                    unit = {"train_s": "s", "score_all_s": "s", "score_one_ms": "ms"}.get(key, "")
+                    record_rows.append({"figure": f"{r['scenario']}: {r['model']}: {key}", "value": float(r[key]),
+                                        "unit": unit, "target": "", "met": None})
+        record("response", f"python benchmarks/bench_response.py --patients {args.patients} --scenarios "
+               + " ".join(args.scenarios), record_rows)
+
+
+if __name__ == "__main__":
+    main()
