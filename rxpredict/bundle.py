@@ -247,4 +247,5 @@ def load_bundle(directory: str | Path) -> ResponseModel:
         model.networks_.append(network.eval())
     model.history_ = []
     model.markers_ = config["markers"]
+    model.contract_version_ = config["schema_version"]
     return model

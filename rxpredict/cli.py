@@ -283,7 +283,7 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
     row = cohort.row(0, named=True)
     missing = [b for b in ("genetic", "imaging", "wearable") if not row.get(f"mask_{b}")]
     click.echo(f"{patient_id} on {pairs['index_date'][0]}: 24-week outcomes by therapy option (best first); "
-               f"model trained on data contract v{load_bundle_version(model_dir)}")
+               f"model trained on data contract v{model.contract_version_}")
     if not row.get("mask_clinical"):
         click.echo("warning: no visit in the 90 days before this date; predictions rest on older data only")
     if missing:
@@ -291,9 +291,3 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
     with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=200):
         click.echo(pred.drop("patient_id", "index_date"))
 
-
-def load_bundle_version(model_dir: Path) -> str:
-    """The data-contract version a bundle was trained on (from its config)."""
-    import json
-
-    return json.loads((model_dir / "config.json").read_text())["schema_version"]
