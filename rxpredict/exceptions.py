@@ -1,7 +1,4 @@
-"""Domain errors and warnings of rxpredict, in one place (the lifelines habit).
-
-Bad data raises; valid but doubtful data warns and says what to do about it.
-"""
+"""Domain errors of rxpredict, in one place (the lifelines habit): bad data or a bad file raises one of these."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -37,10 +34,3 @@ class RegistryValidationError(RxpredictError):
 class BundleError(RxpredictError):
     """A model bundle is missing, of another format or schema version, or was changed after it was written."""
 
-
-class RxpredictWarning(UserWarning):
-    """Base class of rxpredict's warnings."""
-
-
-class DataQualityWarning(RxpredictWarning):
-    """Data that passes the contract but deserves a look (e.g. ESR of 0 floored to 1)."""

@@ -74,8 +74,8 @@ def _cutoff(lookahead_days: int) -> pl.Expr:
     return pl.col("index_date") + pl.duration(days=lookahead_days)
 
 
-def _years(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
-    """Years between two dates."""
+def years_between(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:
+    """Years (of 365.25 days) between two dates."""
     return (later - earlier).dt.total_days() / DAYS_PER_YEAR
 
 
@@ -147,7 +147,7 @@ def clinical_block(episodes: pl.LazyFrame, registry: Registry, lookahead_days: i
         .pipe(asof_by_patient, latest_bmi, left_on=_cutoff(lookahead_days), right_on="_bmi_date")
         .with_columns(
             _feature(pl.col("index_date").dt.year() - pl.col("_birth_year"), "clinical_age"),
-            _feature(_years(pl.col("index_date"), pl.col("_diagnosis_date")), "clinical_disease_years"),
+            _feature(years_between(pl.col("index_date"), pl.col("_diagnosis_date")), "clinical_disease_years"),
             pl.coalesce("clinical_bmi_kg_m2", "_bmi_latest").alias("clinical_bmi_kg_m2"),
             _mask(pl.col("_has_baseline"), "clinical"),
         )
@@ -227,7 +227,7 @@ def imaging_block(episodes: pl.LazyFrame, registry: Registry, lookahead_days: in
     exams = exam_totals(registry) if exams is None else exams
     same_patient = pl.col("_pid") == pl.col("_pid").shift(1)
     previous = lambda column: pl.when(same_patient).then(pl.col(column).shift(1))  # noqa: E731
-    per_year = (pl.col("svdh_total") - previous("svdh_total")) / _years(pl.col("exam_date"), previous("exam_date"))
+    per_year = (pl.col("svdh_total") - previous("svdh_total")) / years_between(pl.col("exam_date"), previous("exam_date"))
     features = (
         exams.sort("_pid", "exam_date")
         .select(

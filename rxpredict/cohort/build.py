@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from rxpredict.cohort.episodes import EPISODE_KEY, history_features, treatment_episodes, with_baseline_visit
-from rxpredict.cohort.outcomes import STATUS_OBSERVED, progression_outcomes, response_outcomes, retention_outcomes
+from rxpredict.cohort.outcomes import progression_outcomes, response_outcomes, retention_outcomes
 from rxpredict.cohort.rules import CohortRules
 from rxpredict.features import (
     clinical_block,
@@ -66,15 +66,6 @@ class Cohort:
         print(f"{f.height} episodes of {f['patient_id'].n_unique()} patients; rules: {self.rules.to_dict()}")
         with pl.Config(tbl_rows=-1):
             print(self.summary())
-
-    def labelled(self, outcome: str = "response") -> pl.DataFrame:
-        """Episodes with an observed label for ``outcome`` (non-responses by inefficacy stop included)."""
-        if outcome == "response":
-            return self.frame.filter(pl.col("response").is_not_null())
-        if outcome == "rrp":
-            return self.frame.filter(pl.col("rrp_status") == STATUS_OBSERVED)
-        raise ValueError(f"outcome must be 'response' or 'rrp', not {outcome!r}")
-
 
 def _requested_episodes(registry: Registry, pairs: pl.DataFrame) -> pl.LazyFrame:
     """Treatment starts at the requested (patient_id, index_date) pairs, and a therapy-less episode for

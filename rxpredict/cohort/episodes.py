@@ -13,6 +13,7 @@ import polars as pl
 
 from rxpredict.asof import asof_by_patient, patient_day_key
 from rxpredict.cohort.rules import CohortRules
+from rxpredict.features import years_between
 from rxpredict.registry import Registry
 from rxpredict.schemas import load_contract
 
@@ -96,19 +97,16 @@ def history_features(episodes: pl.LazyFrame, registry: Registry, rules: CohortRu
         .group_by("_key")
         .agg(pl.col(*indicators).sum(), pl.col("index_date", "_last_failure").max())
         .with_columns(
-            ((pl.col("index_date") - pl.col("_last_failure")).dt.total_days() / 365.25)
-            .alias("clinical_years_since_failure"),
+            years_between(pl.col("index_date"), pl.col("_last_failure")).alias("clinical_years_since_failure"),
             pl.col("clinical_concomitant_mtx", "clinical_concomitant_gc").clip(upper_bound=1),
         )
         .drop("_last_failure")
     )
-    counts = [f"clinical_prior_{o}" for o in options] + [f"clinical_failures_{o}" for o in options] + [
-        "clinical_n_prior_advanced", "clinical_n_prior_failures"]
     return (
         episodes.with_columns(patient_day_key("index_date").alias("_key"))
         .join(history.drop("index_date"), on="_key", how="left")
         .drop("_key")
-        .with_columns(pl.col(*counts, "clinical_concomitant_mtx", "clinical_concomitant_gc").fill_null(0))
+        .with_columns(pl.col(*indicators).fill_null(0))  # no prior course: every count is 0
     )
 
 

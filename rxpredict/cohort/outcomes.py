@@ -24,7 +24,7 @@ from rxpredict.clinical import das28_crp, das28_esr, eular_response
 from rxpredict.asof import asof_by_patient, patient_day_key
 from rxpredict.cohort.episodes import EPISODE_KEY
 from rxpredict.cohort.rules import CohortRules
-from rxpredict.features import exam_totals
+from rxpredict.features import exam_totals, years_between
 from rxpredict.registry import Registry
 
 STATUS_OBSERVED = "observed"
@@ -131,7 +131,7 @@ def progression_outcomes(episodes: pl.LazyFrame, registry: Registry, rules: Coho
         .with_columns(pl.when(pl.col("baseline_exam_date").is_not_null()).then(c).alias(c)
                       for c in ("progression_exam_date", "_next_total", "_next_complete"))
     )
-    years = lambda date: (pl.col(date) - pl.col("baseline_exam_date")).dt.total_days() / 365.25  # noqa: E731
+    years = lambda date: years_between(pl.col(date), pl.col("baseline_exam_date"))  # noqa: E731
     later = (
         found.filter(pl.col("baseline_exam_date").is_not_null())
         .select("_pid", "index_date", "baseline_exam_date", "_base_total")

@@ -1,4 +1,4 @@
-"""Models of rxpredict: propensity and overlap now; the response and survival models build on them."""
+"""Models of rxpredict: propensity and overlap, and the 24-week response model (``models.response``)."""
 from rxpredict.models.design import feature_matrix, model_columns
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel
 

@@ -126,7 +126,8 @@ class PropensityModel:
     def support(self, X: object) -> np.ndarray:
         """Shape (n, len(options_)) of ``ok`` / ``low`` / ``none`` from the estimated propensity."""
         p = self.predict_proba(X)
-        return np.where(p < self.no_support, "none", np.where(p < self.low_support, "low", "ok")).astype(object)
+        ok, low, none = SUPPORT_LEVELS
+        return np.where(p < self.no_support, none, np.where(p < self.low_support, low, ok)).astype(object)
 
 
 class OutOfDistribution:

@@ -40,7 +40,6 @@ ANSWER_KEY_SCHEMA = pl.Schema({
     "stop_date": pl.Date(), "stop_reason": pl.String(), "early_inefficacy_stop": pl.Boolean(),
     "days_to_adverse_event": pl.Float64(), "days_to_inefficacy": pl.Float64(), "first_year_svdh_gain": pl.Int64(),
 })
-EXTRA_FILES = ("oracle.parquet", "answer_key.parquet", "scenario.json")
 
 
 @dataclass
