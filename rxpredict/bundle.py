@@ -32,7 +32,6 @@ import polars as pl
 import torch
 
 from rxpredict.exceptions import BundleError
-from rxpredict.models.network import ResponseNetwork
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
 from rxpredict.models.response import ResponseModel
 from rxpredict.schemas import load_contract
@@ -240,8 +239,7 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     tensors = torch.load(directory / "weights.pt", weights_only=True)
     model.networks_ = []
     for k in range(model.n_members):
-        network = ResponseNetwork([len(c) for c in model.blocks_.values()], len(model.options_), model.block_dim,
-                                  model.hidden, model.dropout)
+        network = model._new_network()
         prefix = f"member{k}."
         network.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
         model.networks_.append(network.eval())

@@ -133,6 +133,21 @@ def simulate(n_patients: int, seed: int, out: Path, scenario: str, chunk_size: i
     click.echo(f"wrote {out}: " + ", ".join(f"{name} {rows:,}" for name, rows in summary.rows.items()))
 
 
+def _read_pairs(path: Path) -> pl.DataFrame:
+    """A CSV or Parquet of (patient_id, index_date) pairs; a bad file or date is a usage error naming the row."""
+    reader = pl.read_parquet if path.suffix == ".parquet" else pl.read_csv
+    pairs = reader(path)
+    missing = {"patient_id", "index_date"} - set(pairs.columns)
+    if missing:
+        raise click.BadParameter(f"{path} lacks column(s) {sorted(missing)}", param_hint="--episodes")
+    pairs = pairs.with_columns(pl.col("index_date").cast(pl.String).str.to_date("%Y-%m-%d", strict=False))
+    bad = pairs.with_row_index("row", offset=1).filter(pl.col("index_date").is_null())
+    if bad.height:
+        raise click.BadParameter(f"{path} row {bad['row'][0]}: index_date is not a YYYY-MM-DD date",
+                                 param_hint="--episodes")
+    return pairs
+
+
 @main.command()
 @click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True, help="Registry directory.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Cohort file to write (.parquet or .csv).")
@@ -150,18 +165,7 @@ def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
     from rxpredict.cohort import build_cohort
 
     registry = _read_or_exit(registry_dir)
-    pairs = None
-    if episodes_file is not None:
-        reader = pl.read_parquet if episodes_file.suffix == ".parquet" else pl.read_csv
-        pairs = reader(episodes_file)
-        missing = {"patient_id", "index_date"} - set(pairs.columns)
-        if missing:
-            raise click.BadParameter(f"{episodes_file} lacks column(s) {sorted(missing)}", param_hint="--episodes")
-        pairs = pairs.with_columns(pl.col("index_date").cast(pl.String).str.to_date("%Y-%m-%d", strict=False))
-        bad = pairs.with_row_index("row", offset=1).filter(pl.col("index_date").is_null())
-        if bad.height:
-            raise click.BadParameter(f"{episodes_file} row {bad['row'][0]}: index_date is not a YYYY-MM-DD date",
-                                     param_hint="--episodes")
+    pairs = None if episodes_file is None else _read_pairs(episodes_file)
     result = build_cohort(registry, episodes=pairs)
     result.frame.write_parquet(out) if out.suffix != ".csv" else result.frame.write_csv(out)
     summary = result.summary()
@@ -260,8 +264,7 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
     model = _load_model_or_exit(model_dir)
     registry = _read_or_exit(registry_dir)
     if episodes_file is not None:
-        reader = pl.read_parquet if episodes_file.suffix == ".parquet" else pl.read_csv
-        pairs = reader(episodes_file).with_columns(pl.col("index_date").cast(pl.String).str.to_date("%Y-%m-%d"))
+        pairs = _read_pairs(episodes_file)
     else:
         try:
             when = dt.date.fromisoformat(at_date) if at_date else dt.date.today()

@@ -54,6 +54,11 @@ class Registry:
         contract = contract or load_contract()
         result = validate_tables({n: f for n, f in tables.items() if n in contract.tables}, contract=contract,
                                  today=today, source="tables in memory")
+        return cls._from_result(result, strict, contract)
+
+    @classmethod
+    def _from_result(cls, result: ValidationResult, strict: bool, contract: Contract) -> "Registry":
+        """The registry of a validation, or RegistryValidationError (carrying the report) when strict and invalid."""
         if strict and not result.report.ok:
             raise RegistryValidationError(result.report)
         return cls(tables=result.tables, report=result.report, contract_version=contract.version)
@@ -143,10 +148,7 @@ def read_registry(directory: str | Path, *, strict: bool = True, contract: Contr
     the bad cells are read as null and the report travels with the registry.
     """
     contract = contract or load_contract()
-    result = validate_registry(directory, contract=contract, today=today)
-    if strict and not result.report.ok:
-        raise RegistryValidationError(result.report)
-    return Registry(tables=result.tables, report=result.report, contract_version=contract.version)
+    return Registry._from_result(validate_registry(directory, contract=contract, today=today), strict, contract)
 
 
 def write_registry(tables: Registry | Mapping[str, pl.DataFrame], directory: str | Path, *,

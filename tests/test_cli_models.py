@@ -54,6 +54,10 @@ def test_compare_one_patient_and_many(trained, tmp_path):
     assert preds.height == 2 * len(OPTIONS)
     assert preds.columns == ["patient_id", "index_date", "therapy", "p_response", "p_response_low", "p_response_high",
                              "p_good", "p_remission", "expected_das28_change", "support", "ood"]
+    pl.DataFrame({"patient_id": ["P0000003"], "index_date": ["2024-13-01"]}).write_csv(pairs)
+    bad_date = runner.invoke(main, ["compare", "--model", str(root / "model"), "--registry", str(root / "reg"),
+                                    "--episodes", str(pairs), "--out", str(out)])
+    assert bad_date.exit_code == 2 and "row 1: index_date is not a YYYY-MM-DD date" in bad_date.output
     unknown = runner.invoke(main, ["compare", "--model", str(root / "model"), "--registry", str(root / "reg"),
                                    "--patient", "NOBODY"])
     assert unknown.exit_code == 2 and "not in the registry" in unknown.output

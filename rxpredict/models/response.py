@@ -95,6 +95,11 @@ class ResponseModel:
         self._block_index = [np.arange(a, b) for a, b in zip(offsets[:-1], offsets[1:])]
         self._mask_index = np.arange(offsets[-1], offsets[-1] + len(masks))
 
+    def _new_network(self) -> ResponseNetwork:
+        """An untrained network shaped for this model's blocks and options (for training or loading weights)."""
+        return ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
+                               self.hidden, self.dropout)
+
     def get_params(self) -> dict[str, object]:
         """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
@@ -175,8 +180,7 @@ class ResponseModel:
     def _train_member(self, data: list[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
                       rng: np.random.Generator, description: str) -> tuple[ResponseNetwork, list]:
         """One network, trained with early stopping on ``val_idx``; returns it at its best epoch and its history."""
-        network = ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
-                                  self.hidden, self.dropout)
+        network = self._new_network()
         optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         best, best_state, stale, history = np.inf, None, 0, []
         bar = tqdm(range(self.epochs), desc=description, disable=not self.progress)
