@@ -8,15 +8,7 @@ import polars as pl
 from rxpredict.cohort.episodes import EPISODE_KEY, history_features, treatment_episodes, with_baseline_visit
 from rxpredict.cohort.outcomes import progression_outcomes, response_outcomes, retention_outcomes
 from rxpredict.cohort.rules import CohortRules
-from rxpredict.features import (
-    clinical_block,
-    exam_totals,
-    feature_columns,
-    genetic_block,
-    genetic_markers,
-    imaging_block,
-    wearable_block,
-)
+from rxpredict.features import exam_totals, feature_blocks, feature_columns, genetic_markers
 from rxpredict.registry import Registry
 
 #: Polars engine for the cohort: the in-memory engine runs these as-of joins several times faster.
@@ -112,8 +104,7 @@ def build_cohort(registry: Registry, *, rules: CohortRules | None = None, episod
     skeleton = with_baseline_visit(history_features(eps, registry, rules), registry, rules).collect(engine=ENGINE)
     dates = skeleton.lazy().select("patient_id", "_pid", "index_date", "baseline_visit_date").unique()
     exams = exam_totals(registry).collect(engine=ENGINE).lazy()  # shared by the imaging block and progression
-    blocks = [clinical_block(dates, registry, rules.leakage_after), genetic_block(dates, registry, markers=markers),
-              imaging_block(dates, registry, rules.leakage_after, exams=exams), wearable_block(dates, registry)]
+    blocks = feature_blocks(dates, registry, markers=markers, lookahead_days=rules.leakage_after, exams=exams)
     outcomes = [response_outcomes(skeleton.lazy(), registry, rules),
                 progression_outcomes(skeleton.lazy(), registry, rules, exams=exams),
                 retention_outcomes(skeleton.lazy(), registry)]
