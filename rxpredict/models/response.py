@@ -45,6 +45,7 @@ class ResponseModel:
     Parameters
     ----------
     block_dim, hidden, dropout : network size (per-block embedding, shared layer) and dropout
+    shared_penalty, option_penalty : L2 penalties on the wide part's shared and per-option weights
     epochs, batch_size, learning_rate, weight_decay : optimisation (AdamW)
     patience : epochs without a better validation loss before stopping early
     validation_fraction : share of patients each member leaves out (early stopping, out-of-bag calibration)
@@ -66,13 +67,16 @@ class ResponseModel:
     history_ : per member, a list of (epoch, train loss, validation loss)
     """
 
-    def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, epochs: int = 200,
+    def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, shared_penalty: float = 1e-4,
+                 option_penalty: float = 1e-3, epochs: int = 200,
                  batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
                  validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 5,
                  interval: float = 0.90, seed: int = 0, progress: bool = True) -> None:
         self.block_dim = block_dim
         self.hidden = hidden
         self.dropout = dropout
+        self.shared_penalty = shared_penalty
+        self.option_penalty = option_penalty
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -98,7 +102,7 @@ class ResponseModel:
     def _new_network(self) -> ResponseNetwork:
         """An untrained network shaped for this model's blocks and options (for training or loading weights)."""
         return ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
-                               self.hidden, self.dropout)
+                               self.hidden, self.dropout, self.shared_penalty, self.option_penalty)
 
     def get_params(self) -> dict[str, object]:
         """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
@@ -221,7 +225,8 @@ class ResponseModel:
         # The change is learnt in units of its SD, so that it does not outweigh the three probabilities.
         error = (out[:, 3] - torch.nan_to_num(change) / self.change_scale_) ** 2
         sq = torch.where(has_change, error, torch.zeros_like(change))
-        return (w * (nll + 0.25 * sq)).sum() / w.sum()
+        loss = (w * (nll + 0.25 * sq)).sum() / w.sum()
+        return loss + network.penalty() if network.training else loss
 
     # ----- predict ------------------------------------------------------------------------------------------
     def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
@@ -232,6 +237,10 @@ class ResponseModel:
         may be null, as for a patient scored on a chosen date). A probability's
         interval spans the ensemble members' spread (mean +/- z SD at the
         model's ``interval``), passed through the same calibration as the point.
+        Each member learnt from a share f = 1 - ``validation_fraction`` of the
+        patients, and estimates from a share f of the data spread sqrt((1 - f) / f)
+        times as much as the full-data estimate varies (subsampling without
+        replacement), so the members' SD is scaled by sqrt(f / (1 - f)) (2 at f = 0.8).
         """
         _check_fitted(self, "networks_")
         blocks, masks, X = self._tensors(rows)
@@ -243,7 +252,8 @@ class ResponseModel:
                 changes.append(out[..., 3].numpy() * self.change_scale_)
         p = np.stack(members)  # (members, 3, n, options)
         mean = p.mean(axis=0)
-        spread = p.std(axis=0, ddof=1) if len(members) > 1 else np.zeros_like(mean)
+        f = 1 - self.validation_fraction
+        spread = p.std(axis=0, ddof=1) * np.sqrt(f / (1 - f)) if len(members) > 1 else np.zeros_like(mean)
         z = NormalDist().inv_cdf(0.5 + self.interval / 2)
         columns: dict[str, np.ndarray] = {}
         for k, name in enumerate(("p_response", "p_good", "p_remission")):
