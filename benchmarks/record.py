@@ -32,14 +32,15 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def record(name: str, command: str, rows: list[dict]) -> None:
+def record(name: str, command: str, rows: list[dict], sections: list[str] | None = None) -> None:
     """Store one benchmark's figures and rebuild the docs table.
 
-    ``rows`` hold ``figure``, ``value``, ``unit``, ``target`` (text) and ``met`` (bool or None).
+    ``rows`` hold ``figure``, ``value``, ``unit``, ``target`` (text) and ``met`` (bool or None);
+    ``sections`` are markdown blocks (say, a comparison table) shown under the benchmark's own heading.
     """
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"name": name, "command": command, "machine": machine(),
-           "date": dt.date.today().isoformat(), "rows": rows}
+           "date": dt.date.today().isoformat(), "rows": rows, "sections": sections or []}
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     render()
 
@@ -50,11 +51,15 @@ def render() -> None:
              "rebuilds this page). Rerun a row with its command.", "",
              "| benchmark | figure | value | target | met | command | machine | date |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for path in sorted(RESULTS.glob("*.json")):
-        doc = json.loads(path.read_text())
+    docs = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("*.json"))]
+    for doc in docs:
         for r in doc["rows"]:
             met = {True: "yes", False: "**no**", None: ""}[r.get("met")]
             value = f"{r['value']:.3g} {r['unit']}" if isinstance(r["value"], float) else f"{r['value']} {r['unit']}"
             lines.append(f"| {doc['name']} | {r['figure']} | {value} | {r.get('target', '')} | {met} | "
                          f"`{doc['command']}` | {doc['machine']} | {doc['date']} |")
+    for doc in docs:
+        if doc.get("sections"):
+            lines += ["", f"## {doc['name']}", "", f"`{doc['command']}` ({doc['machine']}, {doc['date']})", ""]
+            lines += [block for section in doc["sections"] for block in (section, "")]
     DOC.write_text("\n".join(lines) + "\n")

@@ -18,10 +18,15 @@ only the non-linear structure the validation loss rewards.
 from __future__ import annotations
 
 import torch
+from pytorch_tabnet.tab_network import TabNetEncoder
 from torch import nn
 
 #: Per option the head predicts logits of response, good response and remission, and the DAS28 change.
 HEAD_OUTPUTS = 4
+#: The encoders the clinical block can use (``encoder=``).
+ENCODERS = ("mlp", "tabnet")
+#: Weight of TabNet's attention-sparsity loss (pytorch-tabnet's default ``lambda_sparse``).
+TABNET_SPARSITY = 1e-3
 
 
 class BlockEncoder(nn.Module):
@@ -36,17 +41,40 @@ class BlockEncoder(nn.Module):
         return self.net(torch.cat([x, mask], dim=1)) * mask
 
 
+class TabNetBlockEncoder(nn.Module):
+    """pytorch-tabnet's encoder (sequential attention over the features, Arik & Pfister 2021) for one block.
+
+    The embedding is the sum of the decision steps' outputs, as in TabNet itself; ``sparsity`` holds
+    the last batch's attention-entropy term, which the network adds to its penalty.
+    """
+
+    def __init__(self, n_features: int, dim: int, n_steps: int = 3) -> None:
+        super().__init__()
+        self.net = TabNetEncoder(n_features + 1, dim, n_d=dim, n_a=dim, n_steps=n_steps,
+                                 group_attention_matrix=torch.eye(n_features + 1))
+        self.sparsity = torch.zeros(())
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        steps, m_loss = self.net(torch.cat([x, mask], dim=1))
+        self.sparsity = -m_loss
+        return torch.stack(steps).sum(dim=0) * mask
+
+
 class ResponseNetwork(nn.Module):
     """Wide part + (block encoders -> shared representation -> one head per option); (batch, options, HEAD_OUTPUTS).
 
     ``shared_penalty`` and ``option_penalty`` are the L2 penalties (per training example) on the
     weights of the shared and of the per-option linear predictors; options differ from each other
-    only as far as the data pull them apart.
+    only as far as the data pull them apart. ``encoder="tabnet"`` encodes the first block (clinical)
+    with TabNet instead of the small MLP.
     """
 
     def __init__(self, block_sizes: list[int], n_options: int, block_dim: int = 16, hidden: int = 64,
-                 dropout: float = 0.1, shared_penalty: float = 1e-4, option_penalty: float = 1e-3) -> None:
+                 dropout: float = 0.1, shared_penalty: float = 1e-4, option_penalty: float = 1e-3,
+                 encoder: str = "mlp") -> None:
         super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
         self.n_options = n_options
         self.shared_penalty = shared_penalty
         self.option_penalty = option_penalty
@@ -55,7 +83,9 @@ class ResponseNetwork(nn.Module):
         self.wide_options = nn.Linear(n_inputs, n_options * HEAD_OUTPUTS)
         nn.init.zeros_(self.wide_options.weight)
         nn.init.zeros_(self.wide_options.bias)
-        self.encoders = nn.ModuleList(BlockEncoder(n, block_dim, dropout) for n in block_sizes)
+        self.encoders = nn.ModuleList(
+            TabNetBlockEncoder(n, block_dim) if i == 0 and encoder == "tabnet" else BlockEncoder(n, block_dim, dropout)
+            for i, n in enumerate(block_sizes))
         self.shared = nn.Sequential(nn.Linear(block_dim * len(block_sizes), hidden), nn.ReLU(), nn.Dropout(dropout),
                                     nn.Linear(hidden, hidden), nn.ReLU())
         self.heads = nn.ModuleList(nn.Sequential(nn.Linear(hidden, hidden // 2), nn.ReLU(),
@@ -65,9 +95,10 @@ class ResponseNetwork(nn.Module):
             nn.init.zeros_(head[-1].bias)
 
     def penalty(self) -> torch.Tensor:
-        """The L2 penalty on the wide part's weights, added to the mean training loss."""
+        """The L2 penalty on the wide part's weights (and TabNet's sparsity term), added to the training loss."""
+        sparsity = sum(e.sparsity for e in self.encoders if isinstance(e, TabNetBlockEncoder))
         return (self.shared_penalty * self.wide.weight.square().sum()
-                + self.option_penalty * self.wide_options.weight.square().sum())
+                + self.option_penalty * self.wide_options.weight.square().sum() + TABNET_SPARSITY * sparsity)
 
     def forward(self, blocks: list[torch.Tensor], masks: torch.Tensor) -> torch.Tensor:
         x = torch.cat([*blocks, masks], dim=1)

@@ -46,6 +46,7 @@ class ResponseModel:
     ----------
     block_dim, hidden, dropout : network size (per-block embedding, shared layer) and dropout
     shared_penalty, option_penalty : L2 penalties on the wide part's shared and per-option weights
+    encoder : the clinical block's encoder, "mlp" or "tabnet" (pytorch-tabnet); docs/benchmarks.md compares them
     epochs, batch_size, learning_rate, weight_decay : optimisation (AdamW)
     patience : epochs without a better validation loss before stopping early
     validation_fraction : share of patients each member leaves out (early stopping, out-of-bag calibration)
@@ -68,7 +69,7 @@ class ResponseModel:
     """
 
     def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, shared_penalty: float = 1e-4,
-                 option_penalty: float = 1e-3, epochs: int = 200,
+                 option_penalty: float = 1e-3, encoder: str = "mlp", epochs: int = 200,
                  batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
                  validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 5,
                  interval: float = 0.90, seed: int = 0, progress: bool = True) -> None:
@@ -77,6 +78,7 @@ class ResponseModel:
         self.dropout = dropout
         self.shared_penalty = shared_penalty
         self.option_penalty = option_penalty
+        self.encoder = encoder
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -102,7 +104,8 @@ class ResponseModel:
     def _new_network(self) -> ResponseNetwork:
         """An untrained network shaped for this model's blocks and options (for training or loading weights)."""
         return ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
-                               self.hidden, self.dropout, self.shared_penalty, self.option_penalty)
+                               self.hidden, self.dropout, self.shared_penalty, self.option_penalty,
+                               self.encoder)
 
     def get_params(self) -> dict[str, object]:
         """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
