@@ -113,3 +113,40 @@ def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
         load_bundle(path)
     with pytest.raises(BundleError, match="not a model bundle"):
         load_bundle(tmp_path)
+
+
+def test_missing_modalities_are_predicted_from_what_exists(fitted):
+    model, _, held, _ = fitted
+    genetic = [c for c in held.columns if c.startswith("genetic_")]
+    imaging = [c for c in held.columns if c.startswith("imaging_")]
+    assert genetic and imaging
+    without = held.with_columns(pl.lit(None).cast(held.schema[c]).alias(c) for c in genetic + imaging).with_columns(
+        pl.lit(0).cast(held.schema["mask_genetic"]).alias("mask_genetic"),
+        pl.lit(0).cast(held.schema["mask_imaging"]).alias("mask_imaging"))
+    dropped = held.drop(genetic + imaging + ["mask_genetic", "mask_imaging"])  # a registry with no such tables
+    full, missing, absent = (model.predict_options(f) for f in (held, without, dropped))
+    assert missing.equals(absent)  # missing columns are read as a missing block, not as zeros
+    assert np.isfinite(missing["p_response"].to_numpy()).all()
+    assert not np.allclose(full["p_response"].to_numpy(), missing["p_response"].to_numpy())
+
+
+def test_an_option_no_similar_patient_received_has_no_support(fitted):
+    _, train, held, _ = fitted
+    model = ResponseModel(seed=3, **{**FAST, "n_members": 1}).fit(train.filter(pl.col("therapy") != "rituximab"))
+    pred = model.predict_options(held)
+    assert set(pred.filter(pl.col("therapy") == "rituximab")["support"]) == {"none"}
+    given = pred.join(held.select("patient_id", "index_date", "therapy"), on=["patient_id", "index_date", "therapy"],
+                      how="semi").filter(pl.col("therapy") != "rituximab")
+    assert (given["support"] != "none").mean() > 0.9  # what patients like these did receive is supported
+
+
+def test_tabnet_clinical_encoder_fits_saves_and_loads(fitted, tmp_path):
+    from rxpredict.bundle import load_bundle, save_bundle
+
+    _, train, held, _ = fitted
+    model = ResponseModel(seed=3, encoder="tabnet", **{**FAST, "epochs": 2, "n_members": 2}).fit(train)
+    pred = model.predict_options(held)
+    assert pred["p_response"].is_between(0, 1).all()
+    assert load_bundle(save_bundle(model, tmp_path / "tabnet")).predict_options(held).equals(pred)
+    with pytest.raises(ValueError, match="encoder must be one of mlp, tabnet"):
+        ResponseModel(encoder="xgboost", **FAST).fit(train)

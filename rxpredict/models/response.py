@@ -195,7 +195,8 @@ class ResponseModel:
             network.train()
             order = torch.from_numpy(rng.permutation(train_idx))
             losses = []
-            for start in range(0, len(order), self.batch_size):
+            # A last batch of one patient is dropped: batch normalisation (TabNet) needs two.
+            for start in range(0, len(order) - 1, self.batch_size):
                 loss = self._loss(network, [d[order[start:start + self.batch_size]] for d in data])
                 optimiser.zero_grad()
                 loss.backward()
