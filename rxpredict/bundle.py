@@ -1,4 +1,4 @@
-"""Model bundles: a directory that holds a fitted response model safely and says what it is.
+"""Model bundles: a directory that holds a fitted response model (and survival models) safely and says what it is.
 
 A bundle is written all at once (to a staging directory, then moved in) and
 holds:
@@ -7,14 +7,16 @@ holds:
 | --- | --- |
 | ``weights.pt`` | every ensemble member's tensors (``torch.load(weights_only=True)``: no code is run on loading) |
 | ``arrays.npz`` | scaling, calibration, propensity and out-of-distribution arrays (``allow_pickle=False``) |
-| ``config.json`` | parameters, options, feature columns by block, the data-contract version, library versions, a hash of the training cohort |
+| ``config.json`` | parameters, options, feature columns by block, the data-contract version, library versions, a hash of the training cohort, whether survival models are included |
+| ``survival.json``, ``survival.npz`` | the progression and retention models as settings and arrays (rxpredict/survival/persist.py; ``allow_pickle=False``); absent from bundles written without them |
 | ``metrics.json`` | the evaluation figures given at saving |
 | ``MODEL_CARD.md`` | intended use, data, metrics by subgroup, limitations |
 | ``manifest.json`` | SHA-256 of every other file |
 
 :func:`load_bundle` checks the manifest, the format and the data-contract
 version before it reads anything, and refuses with a :class:`BundleError`
-that says which file or version is at fault.
+that says which file or version is at fault. :func:`load_survival` reads the
+survival models of the same bundle, and says so plainly when it has none.
 """
 from __future__ import annotations
 
@@ -32,14 +34,15 @@ import polars as pl
 import torch
 
 from rxpredict.exceptions import BundleError
-from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
+from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import ResponseModel
 from rxpredict.schemas import load_contract
+from rxpredict.survival.persist import (
+    SurvivalModels, models_from_arrays, models_to_arrays, overlap_from_state, overlap_state,
+)
 
 BUNDLE_FORMAT = 1
 MANIFEST = "manifest.json"
-PROPENSITY_ARRAYS = ("medians_", "center_", "scale_", "coef_", "intercept_")
-OOD_ARRAYS = ("mean_", "scale_", "low_", "high_", "precision_")
 LIBRARIES = ("rxpredict", "torch", "polars", "numpy", "lifelines", "shap")
 
 
@@ -97,7 +100,34 @@ def subgroup_metrics(model: ResponseModel, cohort: pl.DataFrame) -> pl.DataFrame
     return pl.DataFrame(rows)
 
 
-def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.DataFrame | None) -> str:
+def _metric_lines(metrics_: dict[str, Any], indent: str = "") -> list[str]:
+    """Markdown bullets of figures; a group of figures (a dict, e.g. one outcome's) as nested bullets."""
+    lines = []
+    for k, v in metrics_.items():
+        if isinstance(v, dict):
+            lines += [f"{indent}- {k}:", *_metric_lines(v, indent + "  ")]
+        else:
+            lines.append(f"{indent}- {k}: {v:.4g}" if isinstance(v, float) else f"{indent}- {k}: {v}")
+    return lines
+
+
+def _survival_card(survival: SurvivalModels) -> list[str]:
+    """The card's section on the survival models: what each predicts, and which fitter was chosen and why."""
+    lines = ["", "## Survival models",
+             "Radiographic progression (`p_rrp`: rapid radiographic progression by the first follow-up "
+             "radiograph, `p_rrp_2y`, `median_days_to_rrp`) and drug retention (`p_stop_1y` overall and per stop "
+             "reason, `median_retention_days`) per option, from penalised Cox models with inverse-propensity "
+             f"weights (docs/survival.md); fitted on {survival.retention.n_episodes_} episodes with a baseline "
+             f"visit (retention) and {survival.progression.n_episodes_} with radiographs (progression). "
+             "Their figures on the held-out patients are under Metrics (`retention`, `progression`).", ""]
+    for outcome, model in survival._asdict().items():
+        lines += [f"- {outcome}, {name}: {choice['fitter']} ({choice['reason']})"
+                  for name, choice in model.choices_.items()]
+    return lines
+
+
+def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.DataFrame | None,
+                survival: SurvivalModels | None = None) -> str:
     training = config["training"]
     lines = [
         "# Model card: rxpredict 24-week response model", "",
@@ -115,8 +145,7 @@ def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.
         f"Features: {', '.join(f'{b} ({len(c)})' for b, c in config['blocks'].items())}, each with its mask.", "",
         "## Metrics",
     ]
-    lines += [f"- {k}: {v:.4g}" if isinstance(v, float) else f"- {k}: {v}" for k, v in metrics_.items()] or [
-        "- none recorded at saving"]
+    lines += _metric_lines(metrics_) or ["- none recorded at saving"]
     if subgroups is not None:
         lines += ["", "By subgroup (P(response) at the option given, on the evaluation data):", "",
                   "| group | episodes | observed | predicted | AUROC | Brier |", "| --- | --- | --- | --- | --- | --- |"]
@@ -124,6 +153,8 @@ def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.
         for r in subgroups.iter_rows(named=True):
             lines.append(f"| {r['group']} | {r['episodes']} | {fmt(r['observed_response'])} | "
                          f"{fmt(r['mean_predicted'])} | {fmt(r['auroc'])} | {fmt(r['brier'])} |")
+    if survival is not None:
+        lines += _survival_card(survival)
     lines += ["", "## Limitations",
               "- Observational registry data: options were chosen by indication; the model adjusts with "
               "propensity weights, which cannot remove confounding by what the registry does not record.",
@@ -136,14 +167,17 @@ def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.
 
 def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataFrame | None = None,
                 markers: list[str] | None = None, metrics: dict[str, Any] | None = None,
-                evaluation: pl.DataFrame | None = None, overwrite: bool = False) -> Path:
+                evaluation: pl.DataFrame | None = None, survival: SurvivalModels | None = None,
+                overwrite: bool = False) -> Path:
     """Write a fitted model to ``directory`` (all or nothing).
 
     ``cohort`` (the training cohort) is fingerprinted and summarised in the
     card; ``markers`` (the cohort's genetic markers) let scoring build the same
-    columns; ``evaluation`` (held-out episodes) gives the card its subgroup table.
+    columns; ``evaluation`` (held-out episodes) gives the card its subgroup table;
+    ``survival`` (fitted progression and retention models) is written beside the response model.
     """
     _check_fitted(model, "networks_")
+    survival_state = None if survival is None else models_to_arrays(survival)
     target = Path(directory)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise BundleError(f"{target} is not empty; pass overwrite=True to replace it")
@@ -153,12 +187,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
         "format": BUNDLE_FORMAT, "kind": "ResponseModel", "params": model.get_params(),
         "options": model.options_, "blocks": model.blocks_, "change_scale": model.change_scale_,
         "markers": list(markers or []),
-        "propensity": {"options": model.propensity_.options_, "classes": model.propensity_.classes_,
-                       "params": {k: getattr(model.propensity_, k) for k in ("C", "low_support", "no_support",
-                                                                              "max_iter")}},
-        "ood": {"threshold": model.ood_.threshold_,
-                "params": {k: getattr(model.ood_, k) for k in ("quantile", "shrinkage", "margin")}},
-        "schema_version": load_contract().version, "versions": _versions(),
+        "survival": survival is not None, "schema_version": load_contract().version, "versions": _versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "training": {} if labelled is None else {
             "cohort_hash": cohort_hash(cohort), "labelled": labelled.height,
@@ -166,9 +195,9 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
             "options_given": dict(labelled.group_by("therapy").len().sort("therapy").iter_rows()),
         },
     }
-    arrays = {"mean": model.mean_, "scale": model.scale_, "calibration": model.calibration_}
-    arrays |= {f"propensity_{a}": getattr(model.propensity_, a) for a in PROPENSITY_ARRAYS}
-    arrays |= {f"ood_{a}": getattr(model.ood_, a) for a in OOD_ARRAYS}
+    overlap_settings, overlap_arrays = overlap_state(model.propensity_, model.ood_)
+    config |= overlap_settings
+    arrays = {"mean": model.mean_, "scale": model.scale_, "calibration": model.calibration_} | overlap_arrays
     subgroups = None if evaluation is None else subgroup_metrics(model, evaluation)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +210,10 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
         (staging / "metrics.json").write_text(json.dumps({
             "metrics": metrics or {}, "subgroups": None if subgroups is None else subgroups.to_dicts()},
             indent=2) + "\n")
-        (staging / "MODEL_CARD.md").write_text(_model_card(config, metrics or {}, subgroups))
+        if survival_state is not None:
+            (staging / "survival.json").write_text(json.dumps(survival_state[0], indent=1) + "\n")
+            np.savez(staging / "survival.npz", **survival_state[1])
+        (staging / "MODEL_CARD.md").write_text(_model_card(config, metrics or {}, subgroups, survival))
         manifest = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
         (staging / MANIFEST).write_text(json.dumps({"format": BUNDLE_FORMAT, "files": manifest}, indent=2) + "\n")
         if target.exists():
@@ -225,17 +257,7 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     model._set_blocks({b: list(c) for b, c in config["blocks"].items()})
     model.mean_, model.scale_, model.calibration_ = arrays["mean"], arrays["scale"], arrays["calibration"]
     model.change_scale_ = config["change_scale"]
-    prop = PropensityModel(options=config["propensity"]["options"], **config["propensity"]["params"])
-    prop.options_, prop.classes_ = config["propensity"]["options"], config["propensity"]["classes"]
-    for a in PROPENSITY_ARRAYS:
-        setattr(prop, a, arrays[f"propensity_{a}"])
-    prop.n_features_in_ = len(model.columns_)
-    model.propensity_ = prop
-    ood = OutOfDistribution(**config["ood"]["params"])
-    for a in OOD_ARRAYS:
-        setattr(ood, a, arrays[f"ood_{a}"])
-    ood.threshold_, ood.n_features_in_ = config["ood"]["threshold"], len(model.columns_)
-    model.ood_ = ood
+    model.propensity_, model.ood_ = overlap_from_state(config, arrays)
     tensors = torch.load(directory / "weights.pt", weights_only=True)
     model.networks_ = []
     for k in range(model.n_members):
@@ -247,3 +269,20 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     model.markers_ = config["markers"]
     model.contract_version_ = config["schema_version"]
     return model
+
+
+def load_survival(directory: str | Path) -> SurvivalModels:
+    """The progression and retention models of a verified bundle, ready to ``predict_options``.
+
+    A bundle written without them (before they were bundled, or when the
+    registry was too small to fit them) is refused with a BundleError that says so.
+    """
+    directory = Path(directory)
+    config = _verified(directory)
+    if not config.get("survival"):
+        raise BundleError(f"{directory} holds no survival models (it was written without them): progression and "
+                          "retention predictions need a bundle from `rxpredict train` on a registry large enough "
+                          "to fit them")
+    settings = json.loads((directory / "survival.json").read_text())
+    with np.load(directory / "survival.npz", allow_pickle=False) as arrays:
+        return models_from_arrays(settings, {name: arrays[name] for name in arrays.files})

@@ -12,9 +12,14 @@ from rxpredict import __version__
 from rxpredict.exceptions import RegistryReadError, RegistryValidationError
 
 if TYPE_CHECKING:
+    from rxpredict.models.response import ResponseModel
     from rxpredict.registry import Registry
+    from rxpredict.survival.persist import SurvivalModels
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+KEY = ["patient_id", "index_date", "therapy"]
+#: What ``compare`` adds from the survival models, per option.
+SURVIVAL_COLUMNS = ["p_rrp", "p_stop_1y", "median_retention_days"]
 
 
 def _read_or_exit(registry_dir: Path) -> "Registry":
@@ -188,13 +193,15 @@ def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
 def train(registry_dir: Path, out: Path, seed: int, members: int, holdout: float, epochs: int,
           overwrite: bool) -> None:
-    """Fit the 24-week response model on a registry and write a model bundle with its card."""
+    """Fit the 24-week response model and the survival models (radiographic progression, drug retention) on a
+    registry and write one model bundle with its card."""
     import json
 
     from rxpredict.bundle import save_bundle
     from rxpredict.cohort import build_cohort
     from rxpredict.evaluation import evaluate_response
     from rxpredict.models.response import ResponseModel
+    from rxpredict.survival import evaluate_survival
 
     cohort = build_cohort(_read_or_exit(registry_dir))
     patients = cohort.frame["patient_id"].unique().sort()
@@ -203,13 +210,33 @@ def train(registry_dir: Path, out: Path, seed: int, members: int, holdout: float
     fit_on = cohort.frame.filter(~pl.col("patient_id").is_in(held.implode()))
     model = ResponseModel(n_members=members, epochs=epochs, seed=seed).fit(fit_on)
     figures = evaluate_response(model, test)
+    survival = _fit_survival(fit_on)
+    if survival is not None:
+        figures |= evaluate_survival(test, survival.progression, survival.retention)
     save_bundle(model, out, cohort=fit_on, markers=cohort.markers, metrics=figures, evaluation=test,
-                overwrite=overwrite)
+                survival=survival, overwrite=overwrite)
     click.echo(json.dumps(figures, indent=2))
     click.echo(f"wrote {out} (model card: {out / 'MODEL_CARD.md'})")
 
 
-def _load_model_or_exit(model_dir: Path):
+def _fit_survival(cohort: pl.DataFrame) -> SurvivalModels | None:
+    """Progression and retention fitted on the training ``cohort``; None, with a warning, where it is too small."""
+    from rxpredict.survival import ProgressionModel, RetentionModel
+    from rxpredict.survival.persist import SurvivalModels
+
+    try:
+        click.echo("fitting the drug-retention model (stops for inefficacy and adverse events)...", err=True)
+        retention = RetentionModel(progress=False).fit(cohort)
+        click.echo("fitting the radiographic-progression model...", err=True)
+        progression = ProgressionModel().fit(cohort)
+    except ValueError as e:
+        click.echo(f"warning: the bundle will hold no survival models: {e}", err=True)
+        return None
+    return SurvivalModels(progression=progression, retention=retention)
+
+
+def _load_model_or_exit(model_dir: Path) -> ResponseModel:
+    """The bundle's response model, or a message and exit 1."""
     from rxpredict.bundle import load_bundle
     from rxpredict.exceptions import BundleError
 
@@ -220,28 +247,86 @@ def _load_model_or_exit(model_dir: Path):
         sys.exit(EXIT_INVALID)
 
 
+def _load_survival_or_exit(model_dir: Path, *, required: bool) -> SurvivalModels | None:
+    """The bundle's survival models; where it has none, a message and exit 1 if ``required``, else a note and None."""
+    from rxpredict.bundle import load_survival
+    from rxpredict.exceptions import BundleError
+
+    try:
+        return load_survival(model_dir)
+    except BundleError as e:
+        if required:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(EXIT_INVALID)
+        click.echo(f"note: {e}; progression and retention outputs are left out", err=True)
+        return None
+
+
+def _print_figures(figures: dict, indent: str = "") -> None:
+    """Figures one per line; a group (one outcome's figures) under its name, indented."""
+    for name, value in figures.items():
+        if isinstance(value, dict):
+            click.echo(f"{indent}{name}")
+            _print_figures(value, indent + "  ")
+        else:
+            label = f"{indent}{name}"
+            click.echo(f"{label:<24} {value:.4f}" if isinstance(value, float) else f"{label:<24} {value}")
+
+
 @main.command()
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model bundle.")
 @click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--oracle", "oracle_file", type=click.Path(path_type=Path, exists=True), default=None,
-              help="A simulator's oracle.parquet: adds PEHE, policy regret and interval coverage.")
+              help="A simulator's oracle.parquet: adds PEHE, policy regret, interval coverage and the survival "
+                   "models' RMSE.")
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(model_dir: Path, registry_dir: Path, oracle_file: Path | None, as_json: bool) -> None:
-    """Evaluate a model bundle on a registry (and against the truth, with an oracle)."""
+    """Evaluate a model bundle on a registry (and against the truth, with an oracle).
+
+    Response: discrimination, calibration (and with an oracle PEHE, policy
+    regret, interval coverage). Retention and progression, where the bundle
+    has them: C-index, integrated Brier score over two years and 1-year
+    calibration error (with an oracle, RMSE of p_stop_1y and p_rrp).
+    """
     import json
 
     from rxpredict.cohort import build_cohort
     from rxpredict.evaluation import evaluate_response
+    from rxpredict.survival import evaluate_survival
 
     model = _load_model_or_exit(model_dir)
+    survival = _load_survival_or_exit(model_dir, required=False)
     cohort = build_cohort(_read_or_exit(registry_dir), markers=model.markers_)
     oracle = pl.read_parquet(oracle_file) if oracle_file else None
     figures = evaluate_response(model, cohort.frame, oracle)
+    if survival is not None:
+        figures |= evaluate_survival(cohort.frame, survival.progression, survival.retention, oracle)
     if as_json:
         click.echo(json.dumps(figures, indent=2))
     else:
-        for name, value in figures.items():
-            click.echo(f"{name:<24} {value:.4f}" if isinstance(value, float) else f"{name:<24} {value}")
+        _print_figures(figures)
+
+
+def _patient_pairs(patient_id: str, at_date: str | None) -> pl.DataFrame:
+    """The (patient_id, index_date) pair of ``--patient`` and ``--at`` (default today); a bad date is a usage error."""
+    import datetime as dt
+
+    try:
+        when = dt.date.fromisoformat(at_date) if at_date else dt.date.today()
+    except ValueError as e:
+        raise click.BadParameter(f"{at_date!r} is not a YYYY-MM-DD date", param_hint="--at") from e
+    return pl.DataFrame({"patient_id": [patient_id], "index_date": [when]})
+
+
+def _scored_rows(registry: Registry, pairs: pl.DataFrame, markers: list[str], hint: str) -> pl.DataFrame:
+    """One cohort row per (patient_id, index_date) of ``pairs``; an unknown patient is a usage error on ``hint``."""
+    from rxpredict.cohort import build_cohort
+
+    try:
+        cohort = build_cohort(registry, episodes=pairs, markers=markers).frame
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=hint) from e
+    return cohort.unique(["patient_id", "index_date"], keep="first", maintain_order=True)
 
 
 @main.command()
@@ -254,30 +339,28 @@ def evaluate(model_dir: Path, registry_dir: Path, oracle_file: Path | None, as_j
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Predictions file (.parquet or .csv).")
 def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date: str | None,
             episodes_file: Path | None, out: Path | None) -> None:
-    """Every therapy option side by side for a patient (best first), with intervals and flags."""
-    import datetime as dt
+    """Every therapy option side by side for a patient (best first), with intervals and flags.
 
-    from rxpredict.cohort import build_cohort
-
+    Beside the 24-week response: the risk of rapid radiographic progression
+    (p_rrp), the probability of stopping within a year for inefficacy or an
+    adverse event (p_stop_1y) and the median retention, where the bundle holds
+    the survival models.
+    """
     if (patient_id is None) == (episodes_file is None):
         raise click.UsageError("give either --patient or --episodes")
     model = _load_model_or_exit(model_dir)
+    survival = _load_survival_or_exit(model_dir, required=False)
     registry = _read_or_exit(registry_dir)
-    if episodes_file is not None:
-        pairs = _read_pairs(episodes_file)
-    else:
-        try:
-            when = dt.date.fromisoformat(at_date) if at_date else dt.date.today()
-        except ValueError as e:
-            raise click.BadParameter(f"{at_date!r} is not a YYYY-MM-DD date", param_hint="--at") from e
-        pairs = pl.DataFrame({"patient_id": [patient_id], "index_date": [when]})
-    try:
-        cohort = build_cohort(registry, episodes=pairs, markers=model.markers_).frame
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--patient/--episodes") from e
+    pairs = _read_pairs(episodes_file) if episodes_file is not None else _patient_pairs(patient_id, at_date)
+    cohort = _scored_rows(registry, pairs, model.markers_, "--patient/--episodes")
     columns = ["patient_id", "index_date", "therapy", "p_response", "p_response_low", "p_response_high", "p_good",
                "p_remission", "expected_das28_change", "support", "ood"]
-    pred = model.predict_options(cohort.unique(["patient_id", "index_date"], keep="first", maintain_order=True))
+    pred = model.predict_options(cohort)
+    if survival is not None:
+        stops = survival.retention.predict_options(cohort).select(*KEY, "p_stop_1y", "median_retention_days")
+        rrp = survival.progression.predict_options(cohort).select(*KEY, "p_rrp")
+        pred = pred.join(rrp, on=KEY, how="left").join(stops, on=KEY, how="left")
+        columns = columns[:-2] + SURVIVAL_COLUMNS + columns[-2:]
     pred = pred.select(columns).sort(["patient_id", "index_date", "p_response"], descending=[False, False, True])
     if out is not None:
         pred.write_parquet(out) if out.suffix != ".csv" else pred.write_csv(out)
@@ -291,6 +374,49 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
         click.echo("warning: no visit in the 90 days before this date; predictions rest on older data only")
     if missing:
         click.echo("the model did not see: " + ", ".join(f"{b} data" for b in missing))
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=200):
+    if survival is not None:
+        click.echo("p_rrp: rapid radiographic progression by the first follow-up radiograph; p_stop_1y: stopping "
+                   "within a year for inefficacy or an adverse event; median_retention_days: null beyond "
+                   f"{survival.retention.horizon_days} days (`rxpredict survival` shows the curves)")
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=250):
         click.echo(pred.drop("patient_id", "index_date"))
 
+
+@main.command("survival")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model bundle.")
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--patient", "patient_id", required=True, help="The patient.")
+@click.option("--at", "at_date", default=None, help="Date of the comparison (YYYY-MM-DD; default today).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Draw the curves per option into this file (.png or .svg).")
+def survival_curves(model_dir: Path, registry_dir: Path, patient_id: str, at_date: str | None,
+                    out: Path | None) -> None:
+    """Drug retention and freedom from rapid radiographic progression under every option, for one patient.
+
+    Prints, per option, the probability of stopping within a year (overall,
+    for inefficacy, for an adverse event), the median retention, the risk of
+    rapid radiographic progression by the first follow-up radiograph and by two
+    years, the median time to it, and each model's support and
+    out-of-distribution flags; with --out, draws the per-option curves.
+    """
+    from rxpredict.survival import PatientCurvesDisplay, save_figure
+    from rxpredict.survival.plots import FORMATS
+
+    if out is not None and out.suffix.lower() not in FORMATS:
+        raise click.BadParameter(f"{out.name}: the suffix must be one of {', '.join(FORMATS)}", param_hint="--out")
+    model = _load_model_or_exit(model_dir)
+    models = _load_survival_or_exit(model_dir, required=True)
+    pairs = _patient_pairs(patient_id, at_date)
+    row = _scored_rows(_read_or_exit(registry_dir), pairs, model.markers_, "--patient")
+    flags = lambda name: {"support": f"support_{name}", "ood": f"ood_{name}"}  # noqa: E731
+    table = (models.retention.predict_options(row).rename(flags("retention"))
+             .join(models.progression.predict_options(row).rename(flags("progression")), on=KEY, how="left"))
+    click.echo(f"{patient_id} on {pairs['index_date'][0]}: drug retention and radiographic progression by therapy "
+               f"option; model trained on data contract v{model.contract_version_}")
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=250):
+        click.echo(table.drop("patient_id", "index_date"))
+    if out is not None:
+        display = PatientCurvesDisplay.from_models(row, models.retention, models.progression)
+        display.plot()
+        save_figure(display.figure_, out)
+        click.echo(f"wrote the curves to {out}")

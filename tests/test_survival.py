@@ -19,6 +19,8 @@ from rxpredict.survival import (
 )
 from rxpredict.survival.data import progression_label_data, progression_time_data, retention_data
 from rxpredict.survival.fitters import CHOICES, HazardModel, scaled_schoenfeld
+from rxpredict.survival.persist import from_arrays, to_arrays
+from rxpredict.survival.predictor import predictor_from, predictor_from_state
 from rxpredict.survival.progression import PREDICTIONS as PROGRESSION_PREDICTIONS
 from rxpredict.survival.retention import PREDICTIONS as RETENTION_PREDICTIONS
 from tests.conftest import TODAY
@@ -215,6 +217,31 @@ def test_evaluation_reports_both_outcomes(fitted, registry):
     assert 0.5 < report["progression"]["c_index"] < 1 and report["progression"]["rmse_p_rrp"] < 0.2
 
 
+def test_saved_as_json_and_arrays_the_models_predict_identically(fitted, registry, tmp_path):
+    import json
+
+    _, held, _ = registry
+    for model in fitted:
+        settings, arrays = to_arrays(model)
+        (tmp_path / "model.json").write_text(json.dumps(settings))  # plain JSON: no object survives but numbers
+        np.savez(tmp_path / "model.npz", **arrays)
+        with np.load(tmp_path / "model.npz", allow_pickle=False) as saved:
+            loaded = from_arrays(json.loads((tmp_path / "model.json").read_text()), dict(saved))
+        hazards = (loaded.models_.values() if isinstance(loaded, RetentionModel)
+                   else [hazard for _, hazard in loaded.time_models_.values()])
+        assert not any(hasattr(h, "fitter_") for h in hazards)  # no lifelines object: it predicts from arrays
+        before, after = model.predict_options(held), loaded.predict_options(held)
+        assert_frame_equal(before.drop(pl.selectors.float()), after.drop(pl.selectors.float()))
+        for column in before.select(pl.selectors.float()).columns:
+            np.testing.assert_allclose(after[column].to_numpy(), before[column].to_numpy(), rtol=0, atol=1e-12)
+        assert_frame_equal(model.predict_curves(held.head(3)), loaded.predict_curves(held.head(3)))
+        assert_frame_equal(model.summary(), loaded.summary())
+    with pytest.raises(TypeError, match="takes a ProgressionModel or RetentionModel"):
+        to_arrays(HazardModel(np.ones(1), []))
+    with pytest.raises(ValueError, match="unknown survival model kind 'CoxPH'"):
+        from_arrays({"kind": "CoxPH"}, {})
+
+
 # ----- the PH machinery --------------------------------------------------------------------------------
 
 def test_fast_scaled_schoenfeld_residuals_match_lifelines():
@@ -247,3 +274,36 @@ def test_a_failed_ph_test_compares_cox_with_the_remedy_on_held_out_patients():
     with pytest.raises(ValueError, match="ph_remedy must be one of stratify, weibull_aft"):
         HazardModel(np.full(2, 0.01), ["option_b"], ph_remedy="spline").fit(
             X, duration, np.ones(n, bool), np.ones(n), np.where(option, "b", "a"), np.arange(n).astype(str))
+
+
+@pytest.mark.parametrize("choice", CHOICES)
+def test_array_predictors_match_lifelines_row_by_row(choice):
+    from lifelines import CoxPHFitter, WeibullAFTFitter
+
+    rng = np.random.default_rng(3)
+    n = 300
+    option = rng.choice(["c", "a", "b"], n)  # strata not in sorted order: lifelines groups its columns by stratum
+    X = pd.DataFrame({"age": rng.normal(size=n), "option_b": (option == "b") * 1.0, "option_c": (option == "c") * 1.0})
+    data = X.assign(T=rng.exponential(100, n).round() + 0.5, E=(rng.random(n) < 0.7).astype(int),
+                    w=rng.uniform(0.5, 2, n))
+    times = np.array([0.0, 10.0, 50.0, 365.0, 5000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if choice == "cox":
+            fitter = CoxPHFitter(penalizer=0.01).fit(data, "T", "E", weights_col="w")
+        elif choice == "cox_stratified":
+            fitter = CoxPHFitter(penalizer=0.01, strata=["s"]).fit(
+                data.drop(columns=["option_b", "option_c"]).assign(s=option), "T", "E", weights_col="w")
+        else:
+            fitter = WeibullAFTFitter(penalizer=0.01).fit(data, "T", "E", weights_col="w",
+                                                          ancillary=X[["option_b", "option_c"]])
+        expected = fitter.predict_survival_function(X.assign(s=option), times=times)[X.index].to_numpy().T
+    predictor = predictor_from(fitter)
+    np.testing.assert_allclose(predictor.survival(X, times, option), expected, rtol=0, atol=1e-12)
+    again = predictor_from_state(*predictor.to_state())
+    np.testing.assert_array_equal(again.survival(X, times, option), predictor.survival(X, times, option))
+    if choice == "cox_stratified":
+        with pytest.raises(ValueError, match=r"stratum \['d'\] was not in the training data"):
+            predictor.survival(X.head(1), times, np.array(["d"]))
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['age'\]"):
+        predictor.survival(X.drop(columns="age"), times, option)

@@ -11,6 +11,8 @@
 - Cohort descriptives: Kaplan-Meier per option, numbers at risk, log-rank
   (descriptives.py), drawn by plots.py; metrics and :func:`evaluate_survival`
   in evaluation.py. docs/survival.md explains the choices.
+- Predictions come from array predictors (predictor.py), which is what a
+  model bundle stores, without pickle (persist.py).
 """
 from rxpredict.survival.descriptives import kaplan_meier, logrank, number_at_risk
 from rxpredict.survival.evaluation import (

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rxpredict.survival.retention import RetentionModel
 
 KEY = ["patient_id", "index_date", "therapy"]
+#: The integrated Brier score runs over the first two years.
+IBS_DAYS = 730
 
 
 def _survival_inputs(duration: object, event: object) -> tuple[np.ndarray, np.ndarray]:
@@ -100,27 +102,21 @@ def evaluate_survival(cohort: pl.DataFrame, progression: ProgressionModel | None
     """C-index, integrated Brier score and 1-year calibration of each model at the option each episode received.
 
     Retention: on episodes with a baseline visit (C-index of p_stop_1y, IBS of
-    the retention curve over the first two years, calibration of p_stop_1y).
-    Progression: C-index and IBS of time to RRP on episodes with radiographs;
-    AUROC and ECE of p_rrp on the observed first-year labels. With a
-    simulator's ``oracle``: RMSE of p_rrp / p_stop_1y over every option and
-    the oracle's own C-index (the ordering any model should approach).
+    the retention curve over the first two years, calibration of p_stop_1y at
+    365 days). Progression: the same for time to RRP on episodes with
+    radiographs (p_rrp, the RRP-free curve, calibration at the first follow-up
+    radiograph, ``first_exam_days_``); AUROC and ECE of p_rrp on the observed
+    first-year labels. With a simulator's ``oracle``: RMSE of p_rrp /
+    p_stop_1y over every option and the oracle's own C-index (the ordering any
+    model should approach).
     """
     out: dict = {}
     if retention is not None:
         rows = retention_data(cohort).filter(pl.col("baseline_visit_date").is_not_null())
         pred = retention.predict_options(rows)
-        given = _given(pred, rows)
-        curves = _given(retention.predict_curves(rows).filter(pl.col("time_days") <= 730), rows, curves=True)
         d, e = rows["duration"].to_numpy(), rows["event"].to_numpy()
-        times = np.unique(curves["time_days"].to_numpy())
-        out["retention"] = {
-            "episodes": rows.height, "events": int(e.sum()),
-            "c_index": concordance(d, e, given["p_stop_1y"].to_numpy()),
-            "integrated_brier_2y": integrated_brier_score(d, e, curves["retention"].to_numpy().reshape(-1, times.size),
-                                                          times),
-            "calibration_error_1y": calibration_error_at(d, e, given["p_stop_1y"].to_numpy(), 365),
-        }
+        out["retention"] = {"episodes": rows.height, "events": int(e.sum())} | _time_to_event_figures(
+            rows, _given(pred, rows)["p_stop_1y"].to_numpy(), retention.predict_curves(rows), "retention", 365)
         if oracle is not None:
             out["retention"] |= _against_oracle(pred, oracle, "p_stop_1y",
                                                 given_rows=rows, duration=d, event=e)
@@ -134,13 +130,27 @@ def evaluate_survival(cohort: pl.DataFrame, progression: ProgressionModel | None
         y = labelled["rrp"].cast(pl.Int64).to_numpy()
         out["progression"] = {
             "episodes_timed": timed.height, "events": int(e.sum()), "episodes_labelled": labelled.height,
-            "c_index": concordance(d, e, at_given["p_rrp"].to_numpy()),
+            **_time_to_event_figures(timed, at_given["p_rrp"].to_numpy(), progression.predict_curves(timed),
+                                     "rrp_free", progression.first_exam_days_),
             "auroc_rrp": metrics.auroc(y, label_pred["p_rrp"].to_numpy()) if 0 < y.sum() < len(y) else None,
             "ece_rrp": metrics.expected_calibration_error(y, label_pred["p_rrp"].to_numpy()),
         }
         if oracle is not None:
             out["progression"] |= _against_oracle(labelled_pred, oracle, "p_rrp")
     return out
+
+
+def _time_to_event_figures(rows: pl.DataFrame, risk: np.ndarray, curves: pl.DataFrame, column: str,
+                           horizon: float) -> dict[str, float]:
+    """C-index of ``risk`` (at the option given), IBS of the curves' ``column`` over the first two years,
+    and the calibration of ``risk`` at ``horizon`` days, against ``rows``' durations and events."""
+    d, e = rows["duration"].to_numpy(), rows["event"].to_numpy()
+    given = _given(curves.filter(pl.col("time_days") <= IBS_DAYS), rows, curves=True)
+    times = np.unique(given["time_days"].to_numpy())
+    return {"c_index": concordance(d, e, risk),
+            "integrated_brier_2y": integrated_brier_score(d, e, given[column].to_numpy().reshape(-1, times.size),
+                                                          times),
+            "calibration_error_1y": calibration_error_at(d, e, risk, horizon)}
 
 
 def _given(pred: pl.DataFrame, rows: pl.DataFrame, curves: bool = False) -> pl.DataFrame:

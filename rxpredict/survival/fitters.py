@@ -22,6 +22,10 @@ better one is refitted on everything. The choice and the reason are kept in
 ``choice_`` and ``reason_``; the test of the unstratified model in
 ``ph_test_``.
 
+Predictions come from an array predictor built from the fitted lifelines
+model (rxpredict/survival/predictor.py), the same whether the model was
+fitted in this session or loaded from a bundle, which holds no pickle.
+
 Two lifelines steps are O(n^2) in Python loops and take minutes on a
 registry of 30,000 episodes: the robust (sandwich) variance and the
 Schoenfeld residuals. Neither changes a prediction. The residuals are
@@ -41,6 +45,7 @@ from lifelines.exceptions import StatisticalWarning
 from lifelines.statistics import proportional_hazard_test
 
 from rxpredict.survival.evaluation import brier_at
+from rxpredict.survival.predictor import predictor_from
 
 #: What a HazardModel may end up as (``choice_``), and the remedies it may try where PH fails.
 CHOICES = ("cox", "cox_stratified", "weibull_aft")
@@ -95,7 +100,8 @@ class HazardModel:
 
     Attributes
     ----------
-    fitter_ : the fitted lifelines CoxPHFitter or WeibullAFTFitter
+    fitter_ : the fitted lifelines CoxPHFitter or WeibullAFTFitter (only after ``fit``, not on a loaded model)
+    predictor_ : CoxPredictor or WeibullAFTPredictor, the fitter's numbers, which every prediction uses
     choice_ : "cox", "cox_stratified" or "weibull_aft"
     reason_ : str, why
     ph_test_ : polars frame, per design column: test statistic, p and whether it compares options
@@ -136,13 +142,13 @@ class HazardModel:
         }).with_columns(pl.col("term").is_in(self.option_terms).alias("compares_options"))
         tested = self.ph_test_.filter("compares_options")
         if tested.height == 0:
-            self.fitter_, self.choice_ = cox, "cox"
+            self._keep(cox, "cox")
             self.reason_ = "no option terms to test (one option in training): Cox"
             return self
         worst = tested.sort("p").row(0, named=True)
         adjusted = min(1.0, worst["p"] * tested.height)
         if adjusted >= self.ph_alpha:
-            self.fitter_, self.choice_ = cox, "cox"
+            self._keep(cox, "cox")
             self.reason_ = (f"proportional hazards hold for the {tested.height} option terms (smallest p "
                             f"{worst['p']:.2g} for {worst['term']}, Bonferroni-adjusted {adjusted:.2g} >= "
                             f"{self.ph_alpha}): penalised Cox")
@@ -156,18 +162,22 @@ class HazardModel:
         scored = held & np.isin(stratum, np.unique(stratum[~held]))  # a stratum needs training rows
         brier = {}
         for choice in ("cox", remedy):
-            fitter = self._fit(data[~held], choice)
-            at_check = _predict_survival(fitter, choice, X[scored], np.array([self.check_days]), stratum[scored])
+            predictor = predictor_from(self._fit(data[~held], choice))
+            at_check = predictor.survival(X[scored], np.array([self.check_days]), stratum[scored])
             brier[choice] = brier_at(duration[scored], event[scored], at_check[:, 0], self.check_days)
         compared = (f"held-out Brier at {self.check_days:g} days: Cox {brier['cox']:.4f}, "
                     f"{remedy} {brier[remedy]:.4f}")
         if brier[remedy] < brier["cox"]:
-            self.fitter_, self.choice_ = self._fit(data, remedy), remedy
+            self._keep(self._fit(data, remedy), remedy)
             self.reason_ = f"{failed}; {compared}: {remedy}"
         else:
-            self.fitter_, self.choice_ = cox, "cox"
+            self._keep(cox, "cox")
             self.reason_ = f"{failed}; {compared}: penalised Cox kept (the remedy does not predict better)"
         return self
+
+    def _keep(self, fitter: CoxPHFitter | WeibullAFTFitter, choice: str) -> None:
+        """Make ``fitter`` the model: it, its array predictor and the choice's name."""
+        self.fitter_, self.predictor_, self.choice_ = fitter, predictor_from(fitter), choice
 
     def _fit(self, data: pd.DataFrame, choice: str) -> CoxPHFitter | WeibullAFTFitter:
         """One lifelines fitter on ``data`` (design, _duration, _event, _weight, _stratum)."""
@@ -188,15 +198,8 @@ class HazardModel:
                 ancillary=data[indicators] if indicators else None, robust=self.robust)
 
     def survival(self, X: pd.DataFrame, times: np.ndarray, stratum: np.ndarray) -> np.ndarray:
-        """Shape (rows, times): the predicted probability of no event by each time."""
-        if not hasattr(self, "fitter_"):
+        """Shape (rows, times): the predicted probability of no event by each time (``stratum``: each row's
+        option, read by a stratified Cox model)."""
+        if not hasattr(self, "predictor_"):
             raise RuntimeError("this HazardModel is not fitted yet: call fit() first")
-        return _predict_survival(self.fitter_, self.choice_, X, times, stratum)
-
-
-def _predict_survival(fitter: CoxPHFitter | WeibullAFTFitter, choice: str, X: pd.DataFrame, times: np.ndarray,
-                      stratum: np.ndarray) -> np.ndarray:
-    """Shape (rows, times) from a lifelines fitter; a stratified Cox reads each row's stratum."""
-    if choice == "cox_stratified":
-        X = X.assign(_stratum=stratum)
-    return fitter.predict_survival_function(X, times=times).to_numpy().T
+        return self.predictor_.survival(X, times, stratum)

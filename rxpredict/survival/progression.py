@@ -56,7 +56,7 @@ class ProgressionModel(OptionSurvivalModel):
     ----------
     options_, design_, propensity_, ood_ : as RetentionModel
     time_models_ : dict "with_imaging" / "without_imaging" -> (SurvivalDesign, HazardModel of time to RRP with
-        ``fitter_``, ``choice_``, ``reason_``, ``ph_test_``)
+        ``predictor_``, ``choice_``, ``reason_``, ``ph_test_``)
     choices_ : {"time_to_rrp, with_imaging": {"fitter": ..., "reason": ...}, "time_to_rrp, without_imaging": ...}
     first_exam_days_ : float, the time at which ``p_rrp`` is read
     times_ : array, the time grid (days)

@@ -55,7 +55,7 @@ class RetentionModel(OptionSurvivalModel):
     options_ : list of str
     design_ : SurvivalDesign (covariates, reference option, interactions)
     propensity_ : PropensityModel, ood_ : OutOfDistribution
-    models_ : dict cause -> HazardModel (``fitter_``, ``choice_``, ``reason_``, ``ph_test_``)
+    models_ : dict cause -> HazardModel (``predictor_``, ``choice_``, ``reason_``, ``ph_test_``)
     choices_ : dict cause -> {"fitter": "cox" | "weibull_aft", "reason": str}
     times_ : array, the time grid (days)
     n_episodes_ : int
