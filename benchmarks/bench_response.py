@@ -239,9 +239,10 @@ def targets(summary: pl.DataFrame) -> list[dict]:
 
 
 def markdown(summary: pl.DataFrame) -> list[str]:
-    """One comparison table per scenario: mean (SD) over seeds."""
-    shown = [f for f in FIGURES if f in summary.columns]
-    sections = []
+    """One comparison table per scenario: mean (SD) over seeds; speed is benchmarks/bench_response_speed.py's."""
+    shown = [f for f in FIGURES if f in summary.columns and not f.startswith("score_")]
+    sections = ["Mean (SD) over the seeds. `train_s` was taken while the peers and other jobs shared the two "
+                "cores, so it compares models only roughly; `response_speed` above has the idle timings."]
     for (scenario,), part in summary.group_by("scenario", maintain_order=True):
         lines = [f"### {scenario} scenario ({part['seeds'].max()} seeds)", "",
                  "| model | " + " | ".join(shown) + " |", "| --- " * (len(shown) + 1) + "|"]
