@@ -6,7 +6,7 @@ holds:
 | file | what |
 | --- | --- |
 | ``weights.pt`` | every ensemble member's tensors (``torch.load(weights_only=True)``: no code is run on loading) |
-| ``arrays.npz`` | scaling, calibration, propensity and out-of-distribution arrays (``allow_pickle=False``) |
+| ``arrays.npz`` | scaling, calibration, propensity and out-of-distribution arrays, and the explanation background (``allow_pickle=False``) |
 | ``config.json`` | parameters, options, feature columns by block, the data-contract version, library versions, a hash of the training cohort, whether survival models are included |
 | ``survival.json``, ``survival.npz`` | the progression and retention models as settings and arrays (rxpredict/survival/persist.py; ``allow_pickle=False``); absent from bundles written without them |
 | ``metrics.json`` | the evaluation figures given at saving |
@@ -34,6 +34,7 @@ import polars as pl
 import torch
 
 from rxpredict.exceptions import BundleError
+from rxpredict.explain.background import draw_background
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import ResponseModel
 from rxpredict.schemas import load_contract
@@ -175,6 +176,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     card; ``markers`` (the cohort's genetic markers) let scoring build the same
     columns; ``evaluation`` (held-out episodes) gives the card its subgroup table;
     ``survival`` (fitted progression and retention models) is written beside the response model.
+    The explanation background is ``model.background_``, else drawn from ``cohort`` (seed 0).
     """
     _check_fitted(model, "networks_")
     survival_state = None if survival is None else models_to_arrays(survival)
@@ -198,6 +200,11 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     overlap_settings, overlap_arrays = overlap_state(model.propensity_, model.ood_)
     config |= overlap_settings
     arrays = {"mean": model.mean_, "scale": model.scale_, "calibration": model.calibration_} | overlap_arrays
+    background = getattr(model, "background_", None)
+    if background is None and cohort is not None:
+        background = draw_background(model, cohort)
+    if background is not None:  # standardised inputs of a seeded draw of training episodes (rxpredict.explain)
+        arrays["background"] = background
     subgroups = None if evaluation is None else subgroup_metrics(model, evaluation)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +264,8 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     model._set_blocks({b: list(c) for b, c in config["blocks"].items()})
     model.mean_, model.scale_, model.calibration_ = arrays["mean"], arrays["scale"], arrays["calibration"]
     model.change_scale_ = config["change_scale"]
+    if "background" in arrays.files:  # absent from bundles written before explanations, or without a cohort
+        model.background_ = arrays["background"]
     model.propensity_, model.ood_ = overlap_from_state(config, arrays)
     tensors = torch.load(directory / "weights.pt", weights_only=True)
     model.networks_ = []
