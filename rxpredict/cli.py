@@ -420,3 +420,80 @@ def survival_curves(model_dir: Path, registry_dir: Path, patient_id: str, at_dat
         display.plot()
         save_figure(display.figure_, out)
         click.echo(f"wrote the curves to {out}")
+
+
+@main.command("explain")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), required=True, help="Model bundle.")
+@click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--patient", "patient_id", required=True, help="The patient.")
+@click.option("--therapy", required=True, help="The option to explain (e.g. il6i).")
+@click.option("--versus", default=None, help="Explain why --therapy beats (or trails) this option instead.")
+@click.option("--at", "at_date", default=None, help="Date of the prediction (YYYY-MM-DD; default today).")
+@click.option("--output", type=click.Choice(["p_response", "p_remission"]), default="p_response", show_default=True,
+              help="The probability explained.")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON for machines.")
+@click.option("--plot", type=click.Path(path_type=Path), default=None,
+              help="Draw the patient's SHAP values into this .png file.")
+def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, versus: str | None,
+            at_date: str | None, output: str, as_json: bool, plot: Path | None) -> None:
+    """Why the model expects what it does for one patient and option, by feature, by data source and in words.
+
+    SHAP values (exact, shap's DeepExplainer) on the ensemble's probability
+    before calibration; the calibrated probability `compare` shows moves the
+    same way. With --versus: why one option is expected to do better than the
+    other (SHAP of the difference).
+    """
+    from dataclasses import asdict
+
+    from rxpredict.exceptions import BundleError
+    from rxpredict.explain import explain_contrast, explain_options
+    from rxpredict.explain.importance import save_plot
+    from rxpredict.explain.modality import by_modality
+    from rxpredict.explain.reasons import top_reasons
+
+    model = _load_model_or_exit(model_dir)
+    registry = _read_or_exit(registry_dir)
+    pairs = _patient_pairs(patient_id, at_date)
+    rows = _scored_rows(registry, pairs, model.markers_, "--patient")
+    try:
+        explanation = (explain_options(model, rows, therapy, output) if versus is None
+                       else explain_contrast(model, rows, therapy, versus, output))
+    except BundleError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--therapy/--versus") from e
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise click.BadParameter(f"{plot.name}: plots are written as PNG, give a .png file", param_hint="--plot")
+    reasons = top_reasons(explanation, model, therapy=therapy, versus=versus, output=output)
+    modality = by_modality(explanation, model).drop("row")
+    base = float(explanation.base_values[0])
+    features = pl.DataFrame({"feature": explanation.feature_names, "value": explanation.data[0],
+                             "shap": explanation.values[0]}).sort(pl.col("shap").abs(), descending=True)
+    if plot is not None:
+        save_plot(explanation[0], plot, "bar")
+    subject = therapy if versus is None else f"{therapy} minus {versus}"
+    if as_json:
+        import json
+
+        click.echo(json.dumps({
+            "patient_id": patient_id, "index_date": str(pairs["index_date"][0]), "therapy": therapy,
+            "versus": versus, "output": output, "scale": "ensemble probability before calibration",
+            "base_value": base, "explained_value": base + float(features["shap"].sum()),
+            "reasons": [asdict(r) for r in reasons], "by_modality": modality.to_dicts(),
+            "features": features.with_columns(pl.col("value").fill_nan(None)).to_dicts(),
+        }, indent=2))
+        return
+    click.echo(f"{patient_id} on {pairs['index_date'][0]}: {output} of {subject} is "
+               f"{base + float(features['shap'].sum()):.3f} against {base:.3f} for the average training patient "
+               "(ensemble probability before calibration)")
+    click.echo("main reasons:")
+    for r in reasons:
+        click.echo(f"  - {r.sentence}")
+    with pl.Config(tbl_rows=12, tbl_cols=-1, float_precision=3, tbl_width_chars=200):
+        click.echo("by source of data (shap: what was recorded; absent_effect: what was missing):")
+        click.echo(modality)
+        click.echo("features with the largest SHAP values:")
+        click.echo(features.head(12))
+    if plot is not None:
+        click.echo(f"wrote {plot}")

@@ -161,3 +161,24 @@ def test_survival_prints_the_options_and_draws_the_curves(trained, old_bundle, t
     assert jpg.exit_code == 2 and "curves.jpg: the suffix must be one of .png, .svg" in jpg.output
     old = _run("survival", "--model", str(old_bundle), "--registry", str(root / "reg"), "--patient", "P0000003")
     assert old.exit_code == 1 and "holds no survival models" in old.output
+
+
+def test_explain_one_option_and_a_contrast(trained, tmp_path):
+    root, _ = trained
+    args = ["explain", "--model", str(root / "model"), "--registry", str(root / "reg"), "--patient", "P0000003",
+            "--at", "2024-06-01"]
+    text = _run(*args, "--therapy", "il6i", "--plot", str(tmp_path / "why.png"))
+    assert text.exit_code == 0, text.output
+    assert "main reasons:" in text.stdout and "IL-6 inhibitor" in text.stdout and "by source of data" in text.stdout
+    assert (tmp_path / "why.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = _run(*args, "--therapy", "rituximab", "--versus", "csdmard_mtx", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["versus"] == "csdmard_mtx" and len(out["reasons"]) == 3
+    assert {m["block"] for m in out["by_modality"]} >= {"clinical", "genetic", "imaging"}
+    total = out["base_value"] + sum(f["shap"] for f in out["features"])
+    assert abs(total - out["explained_value"]) < 1e-9
+    bad = _run(*args, "--therapy", "aspirin")
+    assert bad.exit_code == 2 and "aspirin" in bad.output
+    same = _run(*args, "--therapy", "il6i", "--versus", "il6i")
+    assert same.exit_code == 2 and "same option" in same.output
