@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_response import split  # noqa: E402
-from benchmarks.record import record  # noqa: E402
+from benchmarks.record import report  # noqa: E402
 from rxpredict.models.response import ResponseModel  # noqa: E402
 
 
@@ -51,11 +51,8 @@ def main() -> None:
         {"figure": f"score {n_test:,} patients ({test.height:,} treatment starts)", "value": test_s, "unit": "s",
          "target": "< 5 s", "met": test_s < 5},
     ]
-    for r in rows:
-        print(f"{r['figure']}: {r['value']:.3g} {r['unit']} (target {r['target']})")
-    if not args.no_record:
-        record("response_speed", f"python benchmarks/bench_response_speed.py --patients {args.patients} "
-               f"--seed {args.seed}", rows)
+    report("response_speed", f"python benchmarks/bench_response_speed.py --patients {args.patients} "
+           f"--seed {args.seed}", rows, store=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -4,15 +4,18 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import shap
+import torch
 from click.testing import CliRunner
 
 from rxpredict.cohort import build_cohort
 from rxpredict.exceptions import BundleError
-from rxpredict.explain import draw_background, explain_contrast, explain_options
+from rxpredict.explain import draw_background, explain_all_options, explain_contrast, explain_options
+from rxpredict.explain import shapley
 from rxpredict.explain.importance import global_importance, save_plot
 from rxpredict.explain.modality import by_modality
 from rxpredict.explain.reasons import top_reasons
-from rxpredict.explain.target import model_output
+from rxpredict.explain.target import ExplainedOutput, network_inputs, option_outputs
 from rxpredict.models.response import ResponseModel
 from rxpredict.registry import Registry
 from rxpredict.simulate import OPTIONS, simulate
@@ -38,15 +41,35 @@ def test_values_add_up_to_the_output_for_every_option_and_contrast(fitted):
     model, _, rows = fitted
     few = rows.head(5)
     for output in ("p_response", "p_remission"):
-        for k, option in enumerate(OPTIONS):
+        outputs = option_outputs(model, few, output)
+        for option in OPTIONS:
             e = explain_options(model, few, option, output=output)
             assert e.values.shape == (few.height, len(model.columns_)) and e.feature_names == model.columns_
             total = e.base_values + e.values.sum(axis=1)
-            assert np.abs(total - model_output(model, few, output, model.options_.index(option))).max() < 1e-4
+            assert np.abs(total - outputs[:, model.options_.index(option)]).max() < 1e-4
     e = explain_contrast(model, few, "il6i", "csdmard_mtx")
-    truth = model_output(model, few, "p_response", model.options_.index("il6i"), model.options_.index("csdmard_mtx"))
+    outputs = option_outputs(model, few, "p_response")
+    truth = outputs[:, model.options_.index("il6i")] - outputs[:, model.options_.index("csdmard_mtx")]
     assert np.abs(e.base_values + e.values.sum(axis=1) - truth).max() < 1e-4
     assert np.isnan(e.data).any()  # raw values, missing as NaN
+
+
+@pytest.mark.filterwarnings("ignore:unrecognized nn.Module")
+def test_all_options_at_once_equal_one_at_a_time_and_shaps_own_loop(fitted, monkeypatch):
+    model, _, rows = fitted
+    few = rows.head(3)
+    # two (patient, option) pairs per pass: passes end mid-patient, as they do at scale
+    monkeypatch.setattr(shapley, "PASS_ROWS", 4 * len(model.background_))
+    every = explain_all_options(model, few, output="p_remission")
+    assert list(every) == model.options_
+    for option, e in every.items():
+        one = explain_options(model, few, option, output="p_remission")
+        assert np.allclose(e.values, one.values, rtol=0, atol=1e-12) and np.allclose(e.base_values, one.base_values)
+        assert e.values.shape == (few.height, len(model.columns_)) and np.array_equal(e.data, one.data, equal_nan=True)
+    explainer = shap.DeepExplainer(ExplainedOutput(model, "p_remission", [(model.options_.index("il6i"), None)]),
+                                   torch.from_numpy(model.background_))
+    reference = explainer.shap_values(torch.from_numpy(network_inputs(model, few)[0]), check_additivity=False)
+    assert np.allclose(np.asarray(reference).reshape(few.height, -1), every["il6i"].values, rtol=0, atol=1e-10)
 
 
 def test_irrelevant_markers_get_little_and_seropositivity_drives_rituximab(fitted):
@@ -92,6 +115,8 @@ def test_errors_name_what_is_wrong(fitted):
     model, _, rows = fitted
     with pytest.raises(ValueError, match="p_good"):
         explain_options(model, rows.head(1), "tnfi", output="p_good")
+    with pytest.raises(ValueError, match="p_good"):
+        explain_all_options(model, rows.head(1), output="p_good")
     with pytest.raises(ValueError, match="not an option"):
         explain_options(model, rows.head(1), "aspirin")
     with pytest.raises(ValueError, match="same option"):

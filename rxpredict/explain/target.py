@@ -87,9 +87,8 @@ class ExplainedOutput(nn.Module):
         return total @ self.weights
 
 
-def model_output(model: ResponseModel, frame: pl.DataFrame, output: str, option: int,
-                 versus: int | None = None) -> np.ndarray:
-    """The explained quantity computed the model's own way (float32 networks): what the SHAP values must add up to."""
+def option_outputs(model: ResponseModel, frame: pl.DataFrame, output: str) -> np.ndarray:
+    """Every option's explained quantity, (rows, options), the model's own way (float32): what SHAP values add to."""
     check_output(output)
     k, probability = OUTPUTS[output]
     blocks, masks, _ = model._tensors(frame)
@@ -100,5 +99,5 @@ def model_output(model: ResponseModel, frame: pl.DataFrame, output: str, option:
             # _probabilities gives (response, good, remission): the head's outputs 0 and 2 keep their index
             value = model._probabilities(out)[k].exp() if probability else out[..., k] * float(model.change_scale_)
             members.append(value.numpy().astype(np.float64))
-    mean = np.mean(members, axis=0)
-    return mean[:, option] - (0.0 if versus is None else mean[:, versus])
+    return np.mean(members, axis=0)
+

@@ -1,0 +1,62 @@
+"""How fast the response model's SHAP explanations are, on an otherwise idle machine.
+
+Trains the default ResponseModel (5 members) on the 14,000 training patients of
+`simulate(20000)` (default scenario, the split of bench_response.py), draws the
+default background (100 training episodes), then times explaining every option
+for one test patient (median of 10, after a warm-up) and one option for 1,000
+test patients. Each explanation's additivity is checked as it is made.
+
+    python benchmarks/bench_explain.py [--patients 20000] [--seed 0] [--option il6i]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.bench_response import split  # noqa: E402
+from benchmarks.record import report  # noqa: E402
+from rxpredict.explain import draw_background, explain_all_options, explain_options  # noqa: E402
+from rxpredict.models.response import ResponseModel  # noqa: E402
+
+#: Test patients explained for one option.
+COHORT = 1_000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--option", default="il6i")
+    ap.add_argument("--no-record", action="store_true")
+    args = ap.parse_args()
+    _, _, train, test = split(args.patients, "default", args.seed)
+    model = ResponseModel(seed=args.seed, progress=False).fit(train)
+    model.background_ = draw_background(model, train)
+    one = test.head(1)
+    explain_all_options(model, one)  # warm
+    timings = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        explain_all_options(model, one)
+        timings.append((time.perf_counter() - t0) * 1e3)
+    cohort = test.unique("patient_id", keep="first", maintain_order=True).head(COHORT)
+    t0 = time.perf_counter()
+    explain_options(model, cohort, args.option)
+    cohort_s = time.perf_counter() - t0
+    one_ms = statistics.median(timings)
+    rows = [
+        {"figure": f"explain every option ({len(model.options_)}) for one patient (median of 10)", "value": one_ms,
+         "unit": "ms", "target": "< 300 ms", "met": one_ms < 300},
+        {"figure": f"explain one option ({args.option}) for {cohort.height:,} patients", "value": cohort_s,
+         "unit": "s", "target": "< 30 s", "met": cohort_s < 30},
+    ]
+    report("explain", f"python benchmarks/bench_explain.py --patients {args.patients} --seed {args.seed} "
+           f"--option {args.option}", rows, store=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
