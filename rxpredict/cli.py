@@ -455,6 +455,8 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
     registry = _read_or_exit(registry_dir)
     pairs = _patient_pairs(patient_id, at_date)
     rows = _scored_rows(registry, pairs, model.markers_, "--patient")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise click.BadParameter(f"{plot.name}: plots are written as PNG, give a .png file", param_hint="--plot")
     try:
         explanation = (explain_options(model, rows, therapy, output) if versus is None
                        else explain_contrast(model, rows, therapy, versus, output))
@@ -463,13 +465,12 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
         sys.exit(EXIT_INVALID)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--therapy/--versus") from e
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise click.BadParameter(f"{plot.name}: plots are written as PNG, give a .png file", param_hint="--plot")
     reasons = top_reasons(explanation, model, therapy=therapy, versus=versus, output=output)
     modality = by_modality(explanation, model).drop("row")
     base = float(explanation.base_values[0])
     features = pl.DataFrame({"feature": explanation.feature_names, "value": explanation.data[0],
                              "shap": explanation.values[0]}).sort(pl.col("shap").abs(), descending=True)
+    explained = base + float(features["shap"].sum())
     if plot is not None:
         save_plot(explanation[0], plot, "bar")
     subject = therapy if versus is None else f"{therapy} minus {versus}"
@@ -479,13 +480,13 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
         click.echo(json.dumps({
             "patient_id": patient_id, "index_date": str(pairs["index_date"][0]), "therapy": therapy,
             "versus": versus, "output": output, "scale": "ensemble probability before calibration",
-            "base_value": base, "explained_value": base + float(features["shap"].sum()),
+            "base_value": base, "explained_value": explained,
             "reasons": [asdict(r) for r in reasons], "by_modality": modality.to_dicts(),
             "features": features.with_columns(pl.col("value").fill_nan(None)).to_dicts(),
         }, indent=2))
         return
-    click.echo(f"{patient_id} on {pairs['index_date'][0]}: {output} of {subject} is "
-               f"{base + float(features['shap'].sum()):.3f} against {base:.3f} for the average training patient "
+    click.echo(f"{patient_id} on {pairs['index_date'][0]}: {output} of {subject} is {explained:.3f} against "
+               f"{base:.3f} for the average training patient "
                "(ensemble probability before calibration)")
     click.echo("main reasons:")
     for r in reasons:

@@ -19,7 +19,7 @@ import torch
 from shap.explainers._deep.deep_pytorch import add_interim_values, deeplift_grad
 
 from rxpredict.explain.background import resolve_background
-from rxpredict.explain.target import ExplainedOutput, network_inputs, option_outputs
+from rxpredict.explain.target import ExplainedOutput, network_inputs, outputs_of_inputs
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import ResponseModel
 
@@ -97,7 +97,7 @@ def _explain(model: ResponseModel, rows: pl.DataFrame, targets: list[tuple[str, 
         warnings.filterwarnings("ignore", message="unrecognized nn.Module")
         explainer = shap.DeepExplainer(module, torch.from_numpy(resolve_background(model, background)))
         values = _deeplift(explainer, torch.from_numpy(inputs))
-    outputs = option_outputs(model, rows, output)
+    outputs = outputs_of_inputs(model, inputs, output)
     explanations = []
     for j, (a, b) in enumerate(pairs):
         base = np.full(rows.height, float(np.ravel(explainer.expected_value)[j]))

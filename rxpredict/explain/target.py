@@ -89,9 +89,15 @@ class ExplainedOutput(nn.Module):
 
 def option_outputs(model: ResponseModel, frame: pl.DataFrame, output: str) -> np.ndarray:
     """Every option's explained quantity, (rows, options), the model's own way (float32): what SHAP values add to."""
+    return outputs_of_inputs(model, network_inputs(model, frame)[0], output)
+
+
+def outputs_of_inputs(model: ResponseModel, inputs: np.ndarray, output: str) -> np.ndarray:
+    """:func:`option_outputs` from the network inputs :func:`network_inputs` gave (so a frame is read once)."""
     check_output(output)
     k, probability = OUTPUTS[output]
-    blocks, masks, _ = model._tensors(frame)
+    x = torch.from_numpy(inputs.astype(np.float32))  # exact: the inputs were float32 before widening
+    blocks, masks = [x[:, idx] for idx in model._block_index], x[:, model._mask_index]
     members = []
     with torch.no_grad():
         for net in model.networks_:
@@ -100,4 +106,3 @@ def option_outputs(model: ResponseModel, frame: pl.DataFrame, output: str) -> np
             value = model._probabilities(out)[k].exp() if probability else out[..., k] * float(model.change_scale_)
             members.append(value.numpy().astype(np.float64))
     return np.mean(members, axis=0)
-
