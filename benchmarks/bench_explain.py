@@ -10,7 +10,6 @@ test patients. Each explanation's additivity is checked as it is made.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_response import split  # noqa: E402
-from benchmarks.record import report  # noqa: E402
+from benchmarks.record import arguments, report  # noqa: E402
 from rxpredict.explain import draw_background, explain_all_options, explain_options  # noqa: E402
 from rxpredict.models.response import ResponseModel  # noqa: E402
 
@@ -27,11 +26,8 @@ COHORT = 1_000
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=20_000)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = arguments(__doc__)
     ap.add_argument("--option", default="il6i")
-    ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     _, _, train, test = split(args.patients, "default", args.seed)
     model = ResponseModel(seed=args.seed, progress=False).fit(train)

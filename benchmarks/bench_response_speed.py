@@ -10,7 +10,6 @@ would share the cores with the timings.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -18,16 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_response import split  # noqa: E402
-from benchmarks.record import report  # noqa: E402
+from benchmarks.record import arguments, report  # noqa: E402
 from rxpredict.models.response import ResponseModel  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=20_000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     _, _, train, test = split(args.patients, "default", args.seed)
     n_train, n_test = train["patient_id"].n_unique(), test["patient_id"].n_unique()
     t0 = time.perf_counter()

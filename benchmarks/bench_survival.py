@@ -26,7 +26,6 @@ pip install -e ".[bench]").
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 import warnings
@@ -36,7 +35,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.record import record  # noqa: E402
+from benchmarks.record import arguments, record  # noqa: E402
 from rxpredict import metrics  # noqa: E402
 from rxpredict.cohort import build_cohort  # noqa: E402
 from rxpredict.registry import Registry  # noqa: E402
@@ -185,11 +184,7 @@ def markdown(table: pl.DataFrame, choices: dict) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=20_000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-record", action="store_true")
-    args = ap.parse_args()
+    args = arguments(__doc__).parse_args()
     rows, choices = run(args.patients, args.seed)
     table = pl.DataFrame(rows)
     with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=4, tbl_width_chars=250):

@@ -6,6 +6,7 @@ from all of them, so the docs never drift from the scripts' output.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -43,6 +44,15 @@ def record(name: str, command: str, rows: list[dict], sections: list[str] | None
            "date": dt.date.today().isoformat(), "rows": rows, "sections": sections or []}
     (RESULTS / f"{name}.json").write_text(json.dumps(doc, indent=2) + "\n")
     render()
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: --patients, --seed and --no-record, described by its docstring's first line."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-record", action="store_true")
+    return ap
 
 
 def report(name: str, command: str, rows: list[dict], *, store: bool = True) -> None:
