@@ -34,3 +34,13 @@ class RegistryValidationError(RxpredictError):
 class BundleError(RxpredictError):
     """A model bundle is missing, of another format or schema version, or was changed after it was written."""
 
+
+
+class RecordError(RxpredictError):
+    """Records cannot be stored; ``problems`` lists each one with its table, row, column and rule."""
+
+    def __init__(self, problems: list) -> None:
+        self.problems = list(problems)
+        shown = "; ".join(str(p) for p in self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"nothing was saved: {shown}{more}")
