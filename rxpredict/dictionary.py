@@ -71,6 +71,10 @@ def render_data_dictionary(contract: Contract | None = None) -> str:
     for a in (a for a in c.joint_areas if a.side == first):
         lines.append(f"| `{a.area}` | {a.region} | {a.erosion_max if a.erosion_max is not None else ''} | "
                      f"{a.jsn_max if a.jsn_max is not None else ''} |")
+    lines += ["", "## DAS28 joints", "",
+              "The tender and swollen joint counts (`tjc28`, `sjc28`) count these joints.", "",
+              "| joint | title |", "| --- | --- |"]
+    lines += [f"| `{j.name}` | {j.title} |" for j in c.das28_joints]
     lines += ["", "## HAQ-DI items", "",
               f"Each item is answered {', '.join(f'{v} = {lbl.lower()}' for v, lbl in c.haq.item_scale)}. "
               f"A category scores its worst item, raised to {c.haq.aid_score} where an aid is used; the index is "

@@ -2,8 +2,9 @@
 
 ``data_schemas/`` holds one Frictionless Table Schema per registry table, a
 ``datapackage.json`` tying them together, and the vocabularies (drugs, SvdH
-joint areas, HAQ-DI items). Everything in rxpredict that needs a column name, a
-range, an enum or a unit asks :func:`load_contract` rather than re-typing it.
+joint areas, HAQ-DI items, DAS28 joints). Everything in rxpredict that needs a
+column name, a range, an enum or a unit asks :func:`load_contract` rather than
+re-typing it.
 
 Example
 -------
@@ -191,6 +192,22 @@ class JointArea:
 
 
 @dataclass(frozen=True)
+class Das28Joint:
+    """One of the 28 joints of the DAS28 counts, e.g. ``left_mcp2``, with its place on the form's joint grid."""
+
+    name: str
+    side: str
+    site: str
+    title: str
+    row: int
+    col: int
+
+
+#: The DAS28 counts tender and swollen joints over this many joints.
+DAS28_JOINT_COUNT = 28
+
+
+@dataclass(frozen=True)
 class HaqCategory:
     name: str
     title: str
@@ -220,6 +237,7 @@ class Contract:
     therapy_options: tuple[TherapyOption, ...]
     drugs: tuple[Drug, ...]
     joint_areas: tuple[JointArea, ...]
+    das28_joints: tuple[Das28Joint, ...]
     haq: HaqInstrument
     sentinel_strings: tuple[str, ...]
     sentinel_numbers: tuple[float, ...]
@@ -329,6 +347,14 @@ def _check_consistency(c: Contract) -> None:
     joint_enum = c.tables["imaging"].field("joint").enum
     if set(joint_enum or ()) != {a.name for a in c.joint_areas}:
         raise ContractError("imaging.joint enum and svdh_joint_areas.json disagree")
+    das28_names = {j.name for j in c.das28_joints}
+    if len(das28_names) != len(c.das28_joints) or len({(j.row, j.col) for j in c.das28_joints}) != len(c.das28_joints):
+        raise ContractError("das28_joints.json repeats a joint name or a grid position")
+    if len(das28_names) != DAS28_JOINT_COUNT:
+        raise ContractError(f"das28_joints.json lists {len(das28_names)} joints, not {DAS28_JOINT_COUNT}")
+    for count in ("tjc28", "sjc28"):
+        if c.tables["visits"].field(count).maximum != DAS28_JOINT_COUNT:
+            raise ContractError(f"visits.{count} maximum disagrees with das28_joints.json")
     options = {o.name for o in c.therapy_options}
     for d in c.drugs:
         if d.therapy_option is not None and d.therapy_option not in options:
@@ -347,6 +373,7 @@ def load_contract(directory: str | Path | None = None) -> Contract:
         }
         vocab = {k: _read_json(root / v) for k, v in pkg["x-vocabularies"].items()}
         drugs_doc, joints_doc, haq_doc = vocab["drugs"], vocab["svdh_joint_areas"], vocab["haq_di"]
+        das28_doc = vocab["das28_joints"]
         contract = Contract(
             version=pkg["version"],
             directory=root,
@@ -359,6 +386,10 @@ def load_contract(directory: str | Path | None = None) -> Contract:
                 JointArea(f"{side}_{a['name']}", side, a["name"], a["region"], a["erosion_max"], a["jsn_max"])
                 for side in joints_doc["sides"]
                 for a in joints_doc["areas"]
+            ),
+            das28_joints=tuple(
+                Das28Joint(j["name"], j["side"], j["site"], j["title"], int(j["row"]), int(j["col"]))
+                for j in das28_doc["joints"]
             ),
             haq=HaqInstrument(
                 categories=tuple(
