@@ -14,11 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job: validate the example registry shipped with the package and
-# print its derived clinical scores.
+# The main job: the clinic app on loopback, with a demo database filled from
+# the simulator and one login per role (passwords generated now and printed).
+DEMO_HOME ?= $(CURDIR)/var/demo
+PORT      ?= 8501
 run: $(STAMP)
-	$(BIN)/rxpredict validate rxpredict/data/example_registry
-	$(BIN)/rxpredict scores rxpredict/data/example_registry
+	RXPREDICT_HOME=$(DEMO_HOME) $(BIN)/rxpredict demo --port $(PORT)
+	RXPREDICT_HOME=$(DEMO_HOME) $(BIN)/streamlit run app/main.py --server.address 127.0.0.1 \
+		--server.port $(PORT) --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -30,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_validate.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis var

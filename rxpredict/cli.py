@@ -498,3 +498,36 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
         click.echo(features.head(12))
     if plot is not None:
         click.echo(f"wrote {plot}")
+
+
+@main.command()
+@click.option("--database", "url", default=None, help="Database URL (default: $RXPREDICT_DATABASE_URL or the SQLite file).")
+@click.option("--patients", type=click.IntRange(min=1), default=None, help="Simulated patients for an empty database.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True,
+              help="The port the app will listen on (for the URL printed).")
+def demo(url: str | None, patients: int | None, port: int) -> None:
+    """Prepare a demo database for the clinic app and print one login per role.
+
+    An empty database is filled from the simulator; one already holding
+    patients is kept. Every run makes new demo passwords.
+    """
+    from rxpredict.store.demo import DEMO_PATIENTS, build_demo
+
+    made = build_demo(url, patients=patients or DEMO_PATIENTS)
+    click.echo(f"Demo database: {made.url} ({made.patients} patients)")
+    click.echo(f"Clinic app:    http://127.0.0.1:{port}")
+    click.echo("Demo logins (passwords made now; they are not stored anywhere in clear):")
+    for role, (name, password) in made.logins.items():
+        click.echo(f"  {role:<15} {name:<22} {password}")
+
+
+def _register_groups() -> None:
+    """The ``db`` and ``users`` command groups live in their own modules."""
+    from rxpredict.cli_db import db
+    from rxpredict.cli_users import users
+
+    main.add_command(db)
+    main.add_command(users)
+
+
+_register_groups()

@@ -33,6 +33,9 @@ WEARABLE_MEASURES = ("steps", "active_min", "sleep_min", "resting_hr_bpm", "pain
 _DATE_COLUMNS = {"visits": ("visit_date",), "treatments": ("start_date", "stop_date"), "imaging": ("exam_date",),
                  "wearables": ("date",)}
 
+#: Width of every chart's plot area in pixels: legends and axis titles fit beside it in the app's page.
+CHART_WIDTH = 560
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -155,7 +158,7 @@ def _activity_panel(scores: pl.DataFrame, index: str, columns: dict[str, str]) -
         .mark_rule(strokeDash=[4, 4], opacity=0.5)
         .encode(y="threshold:Q", tooltip=["upper bound of:N", "threshold:Q"])
     )
-    return (lines + rules).properties(height=180, title=title)
+    return (lines + rules).properties(width=CHART_WIDTH, height=180, title=title)
 
 
 def _courses_panel(courses: pl.DataFrame) -> alt.LayerChart:
@@ -174,7 +177,8 @@ def _courses_panel(courses: pl.DataFrame) -> alt.LayerChart:
     ).properties(name="course_bars")
     return (
         (bars + base.mark_point(filled=True, size=60))
-        .properties(height=max(60, 24 * courses.get_column("drug").n_unique()), title="Treatment courses")
+        .properties(width=CHART_WIDTH, height=max(60, 24 * courses.get_column("drug").n_unique()),
+                    title="Treatment courses")
     )
 
 
@@ -192,7 +196,7 @@ def _svdh_chart(svdh: pl.DataFrame) -> alt.Chart:
             tooltip=[alt.Tooltip("exam_date:T", title="exam"), "measure:N", "value:Q",
                      alt.Tooltip("n_areas:Q", title="areas scored"), alt.Tooltip("complete:N", title="all areas")],
         )
-        .properties(height=220)
+        .properties(width=CHART_WIDTH, height=220)
         .interactive(bind_y=False)
     )
 
@@ -210,7 +214,7 @@ def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
             tooltip=[alt.Tooltip("week:T", title="week of"), "measure:N", alt.Tooltip("value:Q", format=".1f"),
                      alt.Tooltip("days:Q", title="days with data")],
         )
-        .properties(height=90)
+        .properties(width=CHART_WIDTH, height=90)
         .interactive(bind_y=False)
         .facet(row=alt.Row("measure:N", title=None))
         .resolve_scale(y="independent")

@@ -84,9 +84,9 @@ def database_url(request, tmp_path) -> str:
 def store_engine(database_url):
     """An engine on a database brought to the newest schema."""
     from rxpredict.store.engine import make_engine
-    from rxpredict.store.tables import Base
+    from rxpredict.store.migrate import upgrade_database
 
     engine = make_engine(database_url)
-    Base.metadata.create_all(engine)  # replaced by the Alembic upgrade once migrations land
+    upgrade_database(engine)
     yield engine
     engine.dispose()

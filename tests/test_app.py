@@ -1,0 +1,315 @@
+"""The clinic app through Streamlit's own AppTest: sign-in, role checks on every page, forms, messages and the rows saved."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rxpredict.clinical import score_visit
+from rxpredict.forms import haq_from_items, haq_sections
+from rxpredict.store import auth, records
+from rxpredict.store.migrate import open_store
+from rxpredict.store.transfer import import_registry
+
+APP = Path(__file__).resolve().parents[1] / "app"
+PASSWORD = "correct-horse-battery"
+ROLE_USERS = {"clinic_staff": "cara", "rheumatologist": "rhea", "data_scientist": "dana", "admin": "adam"}
+NASTY = ["Robert'); DROP TABLE patients;--", "<script>alert('x')</script>", "Zoë 李 🦴 Ω"]
+
+
+@pytest.fixture()
+def app_db(tmp_path, monkeypatch, example_dir):
+    """A SQLite app database holding the example registry and one user per role; the app reads its URL from the env."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    monkeypatch.setenv("RXPREDICT_DATABASE_URL", url)
+    engine = open_store(url)
+    import_registry(engine, example_dir, user="test-setup")
+    for role, name in ROLE_USERS.items():
+        auth.add_user(engine, name, role, PASSWORD)
+    yield engine
+    engine.dispose()
+
+
+def app_as(engine, role: str | None, page: str | None = None) -> AppTest:
+    """The app signed in as ``role`` (None: signed out), on ``page`` (a views/ file name) when given."""
+    at = AppTest.from_file(str(APP / "main.py"), default_timeout=60)
+    if role is not None:
+        at.session_state["token"] = auth.sign_in(engine, ROLE_USERS[role], PASSWORD, sleep=lambda s: None)
+    at.run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def page_alone(engine, role: str, page: str) -> AppTest:
+    """One page file run on its own with a session of ``role``: what a request that skips the router would get."""
+    at = AppTest.from_file(str(APP / "views" / f"{page}.py"), default_timeout=60)
+    at.session_state["token"] = auth.sign_in(engine, ROLE_USERS[role], PASSWORD, sleep=lambda s: None)
+    return at.run()
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+# --- sign-in ---------------------------------------------------------------------------------------------------
+
+def test_sign_in_opens_the_pages_of_the_role(app_db):
+    at = app_as(app_db, None)
+    assert [t.value for t in at.title] == ["rxpredict clinic"]
+    at.text_input(key="login_name").input("cara")
+    at.text_input(key="login_password").input(PASSWORD)
+    at.button(key="login_submit").click().run()
+    assert "token" in at.session_state
+    assert "Signed in as **cara** (clinic staff)" in [c.value for c in at.sidebar.caption]
+    assert [t.value for t in at.title] == ["Patients"]
+
+
+def test_wrong_password_is_refused_with_one_message(app_db, monkeypatch):
+    monkeypatch.setattr(auth.time, "sleep", lambda s: None)
+    at = app_as(app_db, None)
+    at.text_input(key="login_name").input("cara")
+    at.text_input(key="login_password").input("wrong-password-123")
+    at.button(key="login_submit").click().run()
+    assert errors(at) == [auth.LOGIN_FAILED_MESSAGE]
+    assert "token" not in at.session_state
+
+
+def test_sign_out_ends_the_session(app_db):
+    at = app_as(app_db, "clinic_staff")
+    token = at.session_state["token"]
+    at.sidebar.button(key="sign_out").click().run()
+    assert auth.session_user(app_db, token) is None
+    assert [t.value for t in at.title] == ["rxpredict clinic"]
+
+
+def test_an_expired_session_asks_to_sign_in_again(app_db):
+    token = auth.sign_in(app_db, "cara", PASSWORD, sleep=lambda s: None)
+    auth.session_user(app_db, token, now=auth.utcnow() + auth.INACTIVITY_TIMEOUT * 2)  # the server ends it
+    at = AppTest.from_file(str(APP / "views" / "patients.py"), default_timeout=60)
+    at.session_state["token"] = token
+    at.run()
+    assert not at.title and "inactivity" in at.warning[0].value
+
+
+# --- roles, checked by every page on the server -----------------------------------------------------------------
+
+@pytest.mark.parametrize("role", list(ROLE_USERS))
+@pytest.mark.parametrize("page", list(auth.PAGE_ROLES))
+def test_every_page_checks_the_role_itself(app_db, role, page):
+    at = page_alone(app_db, role, page)
+    assert not at.exception, at.exception
+    if role in auth.PAGE_ROLES[page]:
+        assert not errors(at) and at.title
+    else:
+        assert errors(at) == [f"the {role.replace('_', ' ')} role may not open the {page.replace('_', ' ')} page"]
+        assert not at.title  # nothing of the page was drawn
+
+
+def test_signed_out_visitor_sees_no_page(app_db):
+    at = AppTest.from_file(str(APP / "views" / "visit_entry.py"), default_timeout=60).run()
+    assert not at.title and at.warning[0].value == "Please sign in."
+
+
+def test_clinic_staff_navigation_has_no_admin_page(app_db):
+    at = app_as(app_db, "clinic_staff")
+    with pytest.raises(ValueError, match="admin"):
+        at.switch_page("views/admin.py")
+
+
+# --- patients ----------------------------------------------------------------------------------------------------
+
+def test_register_a_patient(app_db):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="new_patient_id").input("N-001")
+    at.selectbox(key="new_sex").select("F")
+    at.number_input(key="new_birth_year").set_value(1970)
+    at.date_input(key="new_diagnosis_date").set_value(dt.date(2019, 5, 2))
+    at.selectbox(key="new_acpa_positive").select(True)
+    at.button(key="register_submit").click().run()
+    assert not errors(at)
+    assert at.success[0].value == "Registered patient N-001."
+    stored = records.get_patient(app_db, "N-001")
+    assert stored["sex"] == "F" and stored["birth_year"] == 1970 and stored["acpa_positive"] is True
+    assert stored["rf_positive"] is None
+
+
+def test_register_shows_each_message_next_to_its_field_and_saves_nothing(app_db):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="new_patient_id").input("N-002")
+    at.number_input(key="new_birth_year").set_value(1850)
+    at.date_input(key="new_diagnosis_date").set_value(dt.date(2019, 5, 2))
+    at.button(key="register_submit").click().run()
+    shown = errors(at)
+    assert any("minimum" in m for m in shown)  # birth year
+    assert any("required" in m or "missing" in m for m in shown)  # sex
+    assert records.get_patient(app_db, "N-002") is None
+
+
+@pytest.mark.parametrize("text", NASTY)
+def test_hostile_text_is_stored_verbatim_and_shown_as_text(app_db, text):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="new_patient_id").input(text)
+    at.selectbox(key="new_sex").select("M")
+    at.number_input(key="new_birth_year").set_value(1980)
+    at.date_input(key="new_diagnosis_date").set_value(dt.date(2020, 1, 1))
+    at.button(key="register_submit").click().run()
+    assert records.get_patient(app_db, text)["patient_id"] == text
+    at.text_input(key="patient_query").input(text).run()
+    shown = at.dataframe[0].value
+    assert shown["patient_id"].tolist() == [text]  # a table cell: text, never markup
+    assert not any(getattr(m.proto, "allow_html", False) for m in at.markdown)
+
+
+def test_edit_keeps_the_previous_version(app_db):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="patient_query").input("EX001").run()
+    at.selectbox(key="edit_id").select("EX001").run()
+    before = records.get_patient(app_db, "EX001")
+    at.selectbox(key="edit_EX001_smoking").select("current")
+    at.button(key="edit_submit").click().run()
+    assert not errors(at)
+    assert records.get_patient(app_db, "EX001")["smoking"] == "current"
+    versions = records.patient_versions(app_db, "EX001")
+    assert versions.height == 2
+    assert versions.filter(pl.col("version") == 1)["smoking"][0] == before["smoking"]
+
+
+# --- visit entry --------------------------------------------------------------------------------------------------
+
+def visit_page(engine, patient: str = "EX001") -> AppTest:
+    at = app_as(engine, "clinic_staff", "visit_entry")
+    at.selectbox(key="visit_patient").select(patient).run()
+    return at
+
+
+def test_visit_by_ticked_joints_scores_as_typed_and_saves(app_db):
+    at = visit_page(app_db)
+    at.date_input(key="visit.visit_date").set_value(dt.date(2026, 6, 1))
+    for joint in ["left_wrist", "right_wrist", "left_mcp2"]:
+        at.checkbox(key=f"visit.tender_{joint}").check()
+    at.checkbox(key="visit.swollen_left_wrist").check()
+    at.number_input(key="visit.crp_mg_l").set_value(12.0)
+    at.number_input(key="visit.esr_mm_h").set_value(30.0)
+    at.number_input(key="visit.patient_global_0_100").set_value(50.0)
+    at.number_input(key="visit.physician_global_0_100").set_value(40.0).run()
+    shown = {m.label: m.value for m in at.metric}
+    expected = score_visit(
+        {"tjc28": 3, "sjc28": 1, "crp_mg_l": 12.0, "esr_mm_h": 30.0, "patient_global_0_100": 50.0,
+         "physician_global_0_100": 40.0})
+    assert shown["DAS28-CRP"] == f"{expected['das28_crp']:.2f}"
+    assert shown["CDAI"] == f"{expected['cdai']:.2f}"
+    at.multiselect(key="visit_started").select("methotrexate")
+    at.button(key="visit_save").click().run()
+    assert not errors(at), errors(at)
+    assert at.success[0].value == "Saved the visit of EX001 on 2026-06-01."
+    tables = records.patient_tables(app_db, "EX001")
+    visit = tables["visits"].filter(pl.col("visit_date") == dt.date(2026, 6, 1)).to_dicts()
+    assert len(visit) == 1 and visit[0]["tjc28"] == 3 and visit[0]["sjc28"] == 1 and visit[0]["crp_mg_l"] == 12.0
+    started = tables["treatments"].filter(pl.col("start_date") == dt.date(2026, 6, 1))
+    assert started["drug"].to_list() == ["methotrexate"]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("visit.tjc28", 30, "above the maximum 28"),
+    ("visit.crp_mg_l", -3.0, "below the minimum 0"),
+    ("visit.esr_mm_h", 250.0, "above the maximum 200"),
+    ("visit.haq_di", 1.1, "not a multiple of 0.125"),
+])
+def test_each_invalid_value_is_explained_and_nothing_saved(app_db, key, value, message):
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals").run()
+    at.date_input(key="visit.visit_date").set_value(dt.date(2026, 6, 2))
+    at.number_input(key="visit.tjc28").set_value(2)
+    at.number_input(key="visit.sjc28").set_value(1)
+    at.number_input(key=key).set_value(value).run()
+    assert message in errors(at)  # shown as the user types
+    at.button(key="visit_save").click().run()
+    assert message in errors(at)
+    assert "Nothing was saved: correct the fields marked above." in errors(at)
+    visits = records.patient_tables(app_db, "EX001")["visits"]
+    assert visits.filter(pl.col("visit_date") == dt.date(2026, 6, 2)).height == 0
+
+
+def test_required_fields_are_named_on_save(app_db):
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals").run()
+    at.button(key="visit_save").click().run()
+    assert sum("required" in m or "missing" in m for m in errors(at)) >= 3  # date and both counts
+
+
+def test_a_visit_already_stored_on_that_date_is_refused_by_the_database(app_db):
+    existing = records.patient_tables(app_db, "EX001")["visits"]["visit_date"][0]
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals").run()
+    at.date_input(key="visit.visit_date").set_value(existing)
+    at.number_input(key="visit.tjc28").set_value(2)
+    at.number_input(key="visit.sjc28").set_value(1)
+    before = records.patient_tables(app_db, "EX001")["visits"].height
+    at.button(key="visit_save").click().run()
+    assert any(m.startswith("Nothing was saved:") and "duplicate_key" in m for m in errors(at))
+    assert records.patient_tables(app_db, "EX001")["visits"].height == before
+
+
+def test_haq_from_the_20_items(app_db):
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals")
+    at.radio(key="visit_haq_mode").set_value("answer the 20 items").run()
+    at.date_input(key="visit.visit_date").set_value(dt.date(2026, 6, 3))
+    at.number_input(key="visit.tjc28").set_value(0)
+    at.number_input(key="visit.sjc28").set_value(0)
+    answers = {s.items[0].name: 2 for s in haq_sections()}
+    for item, value in answers.items():
+        at.selectbox(key=f"visit.{item}").select(value)
+    at.button(key="visit_save").click().run()
+    assert not errors(at), errors(at)
+    saved = records.patient_tables(app_db, "EX001")["visits"].filter(pl.col("visit_date") == dt.date(2026, 6, 3))
+    assert saved["haq_di"][0] == haq_from_items(answers) == 2.0
+
+
+def test_stop_a_course_and_upload_svdh_scores(app_db):
+    tables = records.patient_tables(app_db, "EX001")
+    ongoing = tables["treatments"].filter(pl.col("stop_date").is_null())
+    assert ongoing.height >= 1, "the example registry's EX001 has an ongoing course"
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals").run()
+    at.date_input(key="visit.visit_date").set_value(dt.date(2026, 6, 4))
+    at.number_input(key="visit.tjc28").set_value(1)
+    at.number_input(key="visit.sjc28").set_value(0)
+    at.checkbox(key="visit_stop_0").check().run()
+    at.selectbox(key="visit_stop_reason_0").select("inefficacy")
+    at.checkbox(key="visit_has_imaging").check().run()
+    at.button(key="visit_save").click().run()
+    assert not errors(at), errors(at)
+    after = records.patient_tables(app_db, "EX001")["treatments"]
+    closed = after.filter(pl.col("stop_date") == dt.date(2026, 6, 4))
+    assert closed.height == 1 and closed["stop_reason"][0] == "inefficacy"
+
+
+# --- timeline and admin ------------------------------------------------------------------------------------------
+
+def test_timeline_draws_the_patient_charts(app_db):
+    at = app_as(app_db, "rheumatologist", "timeline")
+    at.selectbox(key="timeline_id").select("EX001").run()
+    assert not at.exception
+    charts = at.get("vega_lite_chart")
+    assert [h.value for h in at.subheader] == ["Disease activity and treatments", "Radiographic damage (SvdH)",
+                                                "Wearables (weekly means)"]
+    assert len(charts) == 3 and all('"data' in c.proto.spec for c in charts)
+    assert not at.info
+
+
+def test_admin_adds_a_user_and_reads_the_audit_log(app_db):
+    at = app_as(app_db, "admin", "admin")
+    at.text_input(key="admin_new_name").input("newbie")
+    at.selectbox(key="admin_new_role").select("rheumatologist")
+    at.text_input(key="admin_new_password").input("long-enough-password")
+    at.button(key="admin_add").click().run()
+    assert at.success[0].value == "Added newbie (rheumatologist)."
+    assert [a.name for a in auth.list_users(app_db) if a.name == "newbie"] == ["newbie"]
+    log = at.dataframe[1].value
+    assert {"import", "login"} <= set(log["action"])
