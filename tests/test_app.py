@@ -283,11 +283,33 @@ def test_stop_a_course_and_upload_svdh_scores(app_db):
     at.checkbox(key="visit_stop_0").check().run()
     at.selectbox(key="visit_stop_reason_0").select("inefficacy")
     at.checkbox(key="visit_has_imaging").check().run()
+    csv = b"joint,erosion,jsn\nleft_hand_mcp2,2,1\nright_foot_mtp5,4,\n"
+    at.file_uploader(key="visit_svdh_file").set_value(("svdh.csv", csv, "text/csv")).run()
+    assert any("incomplete_exam" in w.value for w in at.warning)  # areas left out: a warning, not an error
     at.button(key="visit_save").click().run()
     assert not errors(at), errors(at)
-    after = records.patient_tables(app_db, "EX001")["treatments"]
-    closed = after.filter(pl.col("stop_date") == dt.date(2026, 6, 4))
+    after = records.patient_tables(app_db, "EX001")
+    closed = after["treatments"].filter(pl.col("stop_date") == dt.date(2026, 6, 4))
     assert closed.height == 1 and closed["stop_reason"][0] == "inefficacy"
+    exam = after["imaging"].filter(pl.col("exam_date") == dt.date(2026, 6, 4)).sort("joint")
+    assert exam.select("joint", "erosion", "jsn", "source").rows() == [
+        ("left_hand_mcp2", 2, 1, "reader"), ("right_foot_mtp5", 4, None, "reader")]
+
+
+def test_an_svdh_file_with_a_bad_value_names_row_and_column_and_saves_nothing(app_db):
+    at = visit_page(app_db)
+    at.radio(key="visit_joint_mode").set_value("type the totals").run()
+    at.date_input(key="visit.visit_date").set_value(dt.date(2026, 6, 5))
+    at.number_input(key="visit.tjc28").set_value(1)
+    at.number_input(key="visit.sjc28").set_value(0)
+    at.checkbox(key="visit_has_imaging").check().run()
+    at.file_uploader(key="visit_svdh_file").set_value(("svdh.csv", b"joint,erosion,jsn\nleft_hand_mcp2,9,1\n",
+                                                         "text/csv")).run()
+    shown = errors(at)
+    assert any("row 1" in m and "erosion" in m for m in shown), shown
+    at.button(key="visit_save").click().run()
+    visits = records.patient_tables(app_db, "EX001")["visits"]
+    assert visits.filter(pl.col("visit_date") == dt.date(2026, 6, 5)).height == 0
 
 
 # --- timeline and admin ------------------------------------------------------------------------------------------
