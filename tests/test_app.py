@@ -335,3 +335,13 @@ def test_admin_adds_a_user_and_reads_the_audit_log(app_db):
     assert [a.name for a in auth.list_users(app_db) if a.name == "newbie"] == ["newbie"]
     log = at.dataframe[1].value
     assert {"import", "login"} <= set(log["action"])
+
+
+def test_an_edit_that_would_break_stored_visits_is_explained_and_not_saved(app_db):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="patient_query").input("EX001").run()
+    at.selectbox(key="edit_id").select("EX001").run()
+    at.date_input(key="edit_EX001_diagnosis_date").set_value(dt.date(2026, 11, 1))
+    at.button(key="edit_submit").click().run()
+    assert any(m.startswith("visits row") and "visit_date" in m for m in errors(at)), errors(at)
+    assert records.get_patient(app_db, "EX001")["diagnosis_date"] == dt.date(2015, 3, 2)

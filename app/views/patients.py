@@ -17,8 +17,18 @@ found = records.search_patients(engine(), query or "")
 st.dataframe(found, hide_index=True, width="stretch")
 st.caption(f"{found.height} patient(s) shown")
 
+if notice := st.session_state.pop("saved_notice", None):
+    st.success(notice)
 register, edit = st.tabs(["Register a patient", "Edit a patient"])
 specs = field_specs("patients")
+
+
+def show_general(problems: list) -> None:
+    """Problems that belong to no field of this form: the whole record, or stored visits an edit would break."""
+    for p in problems:
+        if p.table != "patients" or not p.column:
+            st.error(str(p))
+
 
 with register:
     problems = st.session_state.get("register_problems", [])
@@ -35,12 +45,7 @@ with register:
                 st.session_state.pop(f"new_{spec.name}", None)
             st.session_state["saved_notice"] = f"Registered patient {patient_id}."
             st.rerun()
-    show_problem = [p for p in problems if p.column is None]
-    for p in show_problem:
-        st.error(p.message)
-
-if notice := st.session_state.pop("saved_notice", None):
-    st.success(notice)
+    show_general(problems)
 
 with edit:
     ids = found.get_column("patient_id").to_list() if found.height else []
@@ -61,5 +66,6 @@ with edit:
                 st.session_state["edit_problems"] = []
                 st.session_state["saved_notice"] = f"Saved {chosen}: now version {version}."
             st.rerun()
+        show_general(problems)
         st.subheader("Earlier versions")
         st.dataframe(records.patient_versions(engine(), chosen), hide_index=True, width="stretch")

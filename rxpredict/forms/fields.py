@@ -46,6 +46,16 @@ class FieldSpec:
         return "" if value is None else str(value)
 
 
+def as_number(value: Any) -> float | None:
+    """A form value read as a float (text is parsed; bools and other types are not numbers): None when it is none."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return None
+
+
 def readable(name: str) -> str:
     """A vocabulary name as text for people: ``certolizumab_pegol`` -> ``certolizumab pegol``."""
     return name.replace("_", " ")

@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 
 from rxpredict.clinical import haq_di
-from rxpredict.forms.fields import FieldSpec, is_yes_no
+from rxpredict.forms.fields import FieldSpec, as_number, is_yes_no
 from rxpredict.schemas import load_contract
 
 
@@ -48,13 +48,8 @@ def haq_sections() -> list[HaqSection]:
 def _item_value(value: Any) -> int | None:
     """An item answer on the item scale, or None when it is none (unanswered or not a scale value)."""
     scale = {v for v, _ in load_contract().haq.item_scale}
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except (ValueError, OverflowError):
-        return None
-    return int(number) if number in scale else None
+    number = as_number(value)
+    return int(number) if number is not None and number in scale else None
 
 
 def haq_problems(answers: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from rxpredict.clinical import score_visit
-from rxpredict.forms.fields import is_yes_no
+from rxpredict.forms.fields import as_number, is_yes_no
 from rxpredict.forms.haq import haq_answered, haq_problems, haq_score
 from rxpredict.forms.joints import JOINT_COUNT_COLUMNS, das28_joints, joint_key
 from rxpredict.schemas import Field, load_contract
@@ -54,13 +54,8 @@ def visit_values(form: Any) -> dict[str, Any]:
 
 def _number(f: Field, value: Any) -> float | int | None:
     """A score input as a number, or None when it is missing, not a number, not finite or outside the schema range."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        x = float(value)
-    except (ValueError, OverflowError):
-        return None
-    if not math.isfinite(x) or (f.minimum is not None and x < f.minimum) or (f.maximum is not None and x > f.maximum):
+    x = as_number(value)
+    if x is None or not math.isfinite(x) or (f.minimum is not None and x < f.minimum) or (f.maximum is not None and x > f.maximum):
         return None
     if f.type == "integer":
         return int(x) if x.is_integer() else None
