@@ -71,6 +71,8 @@ class Field:
     multiple_of: float | None = None
     #: "today" or "current_year": a maximum that moves with the calendar.
     dynamic_maximum: str | None = None
+    #: "device" or "self_report" for a wearables stream: who recorded it (a device day can be unworn).
+    recorded_by: str | None = None
     true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
     false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
 
@@ -102,6 +104,7 @@ class Field:
             pattern=c.get("pattern"),
             multiple_of=d.get("x-multipleOf"),
             dynamic_maximum=d.get("x-maximum"),
+            recorded_by=d.get("x-recordedBy"),
             true_values=tuple(d.get("trueValues", DEFAULT_TRUE_VALUES)),
             false_values=tuple(d.get("falseValues", DEFAULT_FALSE_VALUES)),
         )
