@@ -24,10 +24,10 @@ import numpy as np
 import polars as pl
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
-from rxpredict.metrics import calibration_slope_intercept
+from rxpredict.models.platt import platt_apply, platt_fit
+from rxpredict.models.training import train_early_stopping
 from rxpredict.models.design import feature_matrix, observed_moments
 from rxpredict.models.network import ResponseNetwork
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
@@ -181,42 +181,17 @@ class ResponseModel:
             oob_count[is_held] += 1
         seen = oob_count > 0
         oob = oob_sum[seen] / oob_count[seen, None]
-        self.calibration_ = np.array([_platt(oob[:, k], y[seen, k]) for k in range(len(LABELS))])
+        self.calibration_ = np.array([platt_fit(oob[:, k], y[seen, k]) for k in range(len(LABELS))])
         return self
 
     def _train_member(self, data: list[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
                       rng: np.random.Generator, description: str) -> tuple[ResponseNetwork, list]:
         """One network, trained with early stopping on ``val_idx``; returns it at its best epoch and its history."""
         network = self._new_network()
-        optimiser = torch.optim.AdamW(network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        best, best_state, stale, history = np.inf, None, 0, []
-        bar = tqdm(range(self.epochs), desc=description, disable=not self.progress)
-        for epoch in bar:
-            network.train()
-            order = torch.from_numpy(rng.permutation(train_idx))
-            losses = []
-            # A last batch of one patient is dropped: batch normalisation (TabNet) needs two.
-            for start in range(0, len(order) - 1, self.batch_size):
-                loss = self._loss(network, [d[order[start:start + self.batch_size]] for d in data])
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                losses.append(loss.item())
-            network.eval()
-            with torch.no_grad():
-                val_loss = self._loss(network, [d[torch.from_numpy(val_idx)] for d in data]).item()
-            history.append((epoch, float(np.mean(losses)), val_loss))
-            bar.set_postfix(train=f"{np.mean(losses):.4f}", validation=f"{val_loss:.4f}")
-            if val_loss < best - 1e-5:
-                best, stale = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    break
-        bar.close()
-        network.load_state_dict(best_state)
-        network.eval()
+        history = train_early_stopping(network, self._loss, data, train_idx, val_idx, rng, epochs=self.epochs,
+                                       batch_size=self.batch_size, learning_rate=self.learning_rate,
+                                       weight_decay=self.weight_decay, patience=self.patience,
+                                       description=description, progress=self.progress)
         return network, history
 
     def _loss(self, network: ResponseNetwork, batch: list[torch.Tensor]) -> torch.Tensor:
@@ -279,16 +254,4 @@ class ResponseModel:
 
     def _calibrate(self, k: int, p: np.ndarray) -> np.ndarray:
         """Platt recalibration of probability ``k`` (fitted out of bag), on probabilities clipped into (0, 1)."""
-        intercept, slope = self.calibration_[k]
-        q = np.clip(p, 1e-6, 1 - 1e-6)
-        return 1 / (1 + np.exp(-(intercept + slope * np.log(q / (1 - q)))))
-
-
-def _platt(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) mapping out-of-bag probabilities to calibrated ones; identity if it cannot be fitted
-    (too few or one-class labels) or would reverse the order of the predictions."""
-    try:
-        slope, intercept = calibration_slope_intercept(y.astype(int), np.clip(p, 1e-6, 1 - 1e-6))
-    except ValueError:
-        return 0.0, 1.0
-    return (intercept, slope) if slope > 0 else (0.0, 1.0)
+        return platt_apply(p, *self.calibration_[k])

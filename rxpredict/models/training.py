@@ -1,0 +1,52 @@
+"""The training loop every network here shares: mini-batches, AdamW, early stopping, a progress bar."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+def train_early_stopping(network: torch.nn.Module, loss: Callable[[torch.nn.Module, list[torch.Tensor]], torch.Tensor],
+                         data: Sequence[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
+                         rng: np.random.Generator, *, epochs: int, batch_size: int, learning_rate: float,
+                         weight_decay: float, patience: int, description: str,
+                         progress: bool = True) -> list[tuple[int, float, float]]:
+    """Train ``network`` in place; it ends at its best validation epoch, in eval mode.
+
+    ``loss(network, batch)`` gets the rows of every tensor in ``data``; training
+    stops after ``patience`` epochs without a better loss on ``val_idx``.
+    Returns the history: (epoch, mean training loss, validation loss).
+    """
+    optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    best, best_state, stale, history = np.inf, None, 0, []
+    val = torch.from_numpy(np.asarray(val_idx))
+    bar = tqdm(range(epochs), desc=description, disable=not progress)
+    for epoch in bar:
+        network.train()
+        order = torch.from_numpy(rng.permutation(train_idx))
+        losses = []
+        # A last batch of one row is dropped: batch normalisation (TabNet) needs two.
+        for start in range(0, len(order) - 1, batch_size):
+            value = loss(network, [d[order[start:start + batch_size]] for d in data])
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            losses.append(value.item())
+        network.eval()
+        with torch.no_grad():
+            val_loss = loss(network, [d[val] for d in data]).item()
+        history.append((epoch, float(np.mean(losses)), val_loss))
+        bar.set_postfix(train=f"{np.mean(losses):.4f}", validation=f"{val_loss:.4f}")
+        if val_loss < best - 1e-5:
+            best, stale = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    bar.close()
+    network.load_state_dict(best_state)
+    network.eval()
+    return history
