@@ -27,6 +27,7 @@ import shutil
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str | None]:
+def library_versions() -> dict[str, str | None]:
     found = {}
     for name in LIBRARIES:
         try:
@@ -189,7 +190,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
         "format": BUNDLE_FORMAT, "kind": "ResponseModel", "params": model.get_params(),
         "options": model.options_, "blocks": model.blocks_, "change_scale": model.change_scale_,
         "markers": list(markers or []),
-        "survival": survival is not None, "schema_version": load_contract().version, "versions": _versions(),
+        "survival": survival is not None, "schema_version": load_contract().version, "versions": library_versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "training": {} if labelled is None else {
             "cohort_hash": cohort_hash(cohort), "labelled": labelled.height,
@@ -206,21 +207,33 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     if background is not None:  # standardised inputs of a seeded draw of training episodes (rxpredict.explain)
         arrays["background"] = background
     subgroups = None if evaluation is None else subgroup_metrics(model, evaluation)
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".rxpredict-bundle-", dir=parent))
-    try:
-        torch.save({f"member{k}.{name}": tensor for k, net in enumerate(model.networks_)
-                    for name, tensor in net.state_dict().items()}, staging / "weights.pt")
-        np.savez(staging / "arrays.npz", **arrays)
-        (staging / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
-        (staging / "metrics.json").write_text(json.dumps({
+    files = {
+        "weights.pt": lambda path: torch.save({f"member{k}.{name}": tensor for k, net in enumerate(model.networks_)
+                                               for name, tensor in net.state_dict().items()}, path),
+        "arrays.npz": lambda path: np.savez(path, **arrays),
+        "config.json": lambda path: path.write_text(json.dumps(config, indent=2, default=str) + "\n"),
+        "metrics.json": lambda path: path.write_text(json.dumps({
             "metrics": metrics or {}, "subgroups": None if subgroups is None else subgroups.to_dicts()},
-            indent=2) + "\n")
-        if survival_state is not None:
-            (staging / "survival.json").write_text(json.dumps(survival_state[0], indent=1) + "\n")
-            np.savez(staging / "survival.npz", **survival_state[1])
-        (staging / "MODEL_CARD.md").write_text(_model_card(config, metrics or {}, subgroups, survival))
+            indent=2) + "\n"),
+        "MODEL_CARD.md": lambda path: path.write_text(_model_card(config, metrics or {}, subgroups, survival)),
+    }
+    if survival_state is not None:
+        files["survival.json"] = lambda path: path.write_text(json.dumps(survival_state[0], indent=1) + "\n")
+        files["survival.npz"] = lambda path: np.savez(path, **survival_state[1])
+    return write_bundle(target, files, overwrite=True)
+
+
+def write_bundle(directory: str | Path, files: Mapping[str, Callable[[Path], None]], *,
+                 overwrite: bool = False) -> Path:
+    """Write a bundle all at once: each file by its writer into a staging directory, a manifest, then move in."""
+    target = Path(directory)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise BundleError(f"{target} is not empty; pass overwrite=True to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".rxpredict-bundle-", dir=target.parent))
+    try:
+        for name, write in files.items():
+            write(staging / name)
         manifest = {p.name: _sha256(p) for p in sorted(staging.iterdir())}
         (staging / MANIFEST).write_text(json.dumps({"format": BUNDLE_FORMAT, "files": manifest}, indent=2) + "\n")
         if target.exists():
@@ -231,7 +244,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     return target
 
 
-def _verified(directory: Path) -> dict[str, Any]:
+def verified_config(directory: Path) -> dict[str, Any]:
     """The config of a bundle whose files all match its manifest (else BundleError naming the file)."""
     if not (directory / MANIFEST).is_file():
         raise BundleError(f"{directory} is not a model bundle (no {MANIFEST})")
@@ -255,7 +268,7 @@ def _verified(directory: Path) -> dict[str, Any]:
 def load_bundle(directory: str | Path) -> ResponseModel:
     """The model of a verified bundle, ready to ``predict_options``."""
     directory = Path(directory)
-    config = _verified(directory)
+    config = verified_config(directory)
     if config.get("kind") != "ResponseModel":
         raise BundleError(f"{directory}: a {config.get('kind')} bundle, not a response model")
     arrays = np.load(directory / "arrays.npz", allow_pickle=False)
@@ -287,7 +300,7 @@ def load_survival(directory: str | Path) -> SurvivalModels:
     registry was too small to fit them) is refused with a BundleError that says so.
     """
     directory = Path(directory)
-    config = _verified(directory)
+    config = verified_config(directory)
     if not config.get("survival"):
         raise BundleError(f"{directory} holds no survival models (it was written without them): progression and "
                           "retention predictions need a bundle from `rxpredict train` on a registry large enough "

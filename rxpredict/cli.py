@@ -522,11 +522,13 @@ def demo(url: str | None, patients: int | None, port: int) -> None:
 
 
 def _register_groups() -> None:
-    """The ``db`` and ``users`` command groups live in their own modules."""
+    """The ``db``, ``monitor`` and ``users`` command groups live in their own modules."""
     from rxpredict.cli_db import db
+    from rxpredict.cli_monitor import monitor
     from rxpredict.cli_users import users
 
     main.add_command(db)
+    main.add_command(monitor)
     main.add_command(users)
 
 

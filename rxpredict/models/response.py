@@ -17,7 +17,6 @@ Example
 """
 from __future__ import annotations
 
-import inspect
 from statistics import NormalDist
 
 import numpy as np
@@ -26,11 +25,12 @@ import torch
 from torch.nn import functional as F
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
-from rxpredict.models.platt import platt_apply, platt_fit
-from rxpredict.models.training import train_early_stopping
 from rxpredict.models.design import feature_matrix, observed_moments
 from rxpredict.models.network import ResponseNetwork
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
+from rxpredict.models.params import ParamsMixin
+from rxpredict.models.platt import platt_apply, platt_fit
+from rxpredict.models.training import train_early_stopping
 from rxpredict.schemas import load_contract
 
 LABELS = ("response", "good_response", "remission")
@@ -39,7 +39,7 @@ PREDICTIONS = ("p_response", "p_response_low", "p_response_high", "p_good", "p_g
 Z_LIMIT = 5.0
 
 
-class ResponseModel:
+class ResponseModel(ParamsMixin):
     """Multimodal TARNet-style network with propensity weighting; scikit-learn conventions.
 
     Parameters
@@ -106,11 +106,6 @@ class ResponseModel:
         return ResponseNetwork([len(c) for c in self.blocks_.values()], len(self.options_), self.block_dim,
                                self.hidden, self.dropout, self.shared_penalty, self.option_penalty,
                                self.encoder)
-
-    def get_params(self) -> dict[str, object]:
-        """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
 
     def _tensors(self, frame: pl.DataFrame) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
         """Standardised block features (NaN -> 0), block masks, and the raw matrix (for the overlap models).

@@ -9,7 +9,6 @@ per (patient_id, index_date, option).
 """
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +17,7 @@ import polars as pl
 
 from rxpredict.models.design import feature_matrix, model_columns
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
+from rxpredict.models.params import ParamsMixin
 from rxpredict.schemas import load_contract
 from rxpredict.survival.design import SurvivalDesign, balancing_weights
 
@@ -26,17 +26,12 @@ HISTORY_PREFIXES = ("clinical_prior_", "clinical_failures_", "clinical_n_prior_"
                     "clinical_years_since_failure")
 
 
-class OptionSurvivalModel:
+class OptionSurvivalModel(ParamsMixin):
     """Base of :class:`ProgressionModel` and :class:`RetentionModel` (not used on its own)."""
 
     COVARIATES: tuple[str, ...] = ()
     MODIFIERS: tuple[str, ...] = ()
     LOGGED: tuple[str, ...] = ()
-
-    def get_params(self) -> dict[str, object]:
-        """The constructor's parameters (scikit-learn's ``get_params``), e.g. to save a model."""
-        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
-        return {name: getattr(self, name) for name in names}
 
     def _fit_design(self, rows: pl.DataFrame, max_weight: float) -> np.ndarray:
         """Design, propensity and OOD on the training ``rows``; returns their balancing weights.
