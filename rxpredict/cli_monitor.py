@@ -1,4 +1,8 @@
-"""``rxpredict monitor``: data between clinic visits; ``import`` brings a patient's wearable file into a registry.
+"""``rxpredict monitor``: data between clinic visits.
+
+``import`` brings a patient's wearable file into a registry; ``train`` fits
+the flare-risk model and its alert policy into a bundle; ``score`` gives each
+patient's risk, alert and reasons on a date.
 
 ``monitor import`` prints what it read, imported, set aside and rejected
 (counts and line numbers, never a patient's values) and exits
@@ -71,3 +75,66 @@ def import_file(registry_dir: Path, patient_id: str, file: Path, file_format: st
     if result.conflicts.height and not replace:
         click.echo(f"warning: {result.conflicts.height:,} stored values differ from the file and were kept",
                    err=True)
+
+
+@monitor.command("train")
+@click.option("--registry", "registry_dir", required=True, type=click.Path(path_type=Path), help="Registry directory.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model bundle directory to write.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.25, show_default=True,
+              help="Share of patients kept out of training to fit the alert policy and measure the model.")
+@click.option("--budget", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Alerts per patient-month, on average, that the alert threshold allows.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
+def train(registry_dir: Path, out: Path, seed: int, holdout: float, budget: float, overwrite: bool) -> None:
+    """Fit the flare-risk model and its alert policy on a registry's wearable days; write a bundle with its card."""
+    import json
+
+    from rxpredict.cli import _read_or_exit
+    from rxpredict.exceptions import BundleError
+    from rxpredict.monitoring.pipeline import fit_monitor
+    from rxpredict.monitoring.persist import save_monitor
+
+    registry = _read_or_exit(registry_dir)
+    try:
+        fitted = fit_monitor(registry, held_out_fraction=holdout, seed=seed, budget_per_month=budget)
+        save_monitor(fitted.model, fitted.policy, fitted.background, out, metrics=fitted.metrics,
+                     training=fitted.training, overwrite=overwrite)
+    except (ValueError, BundleError) as e:
+        fail(str(e), EXIT_REFUSED)
+    click.echo(json.dumps(fitted.metrics, indent=2))
+    click.echo(f"wrote {out} (model card: {out / 'MODEL_CARD.md'})")
+
+
+@monitor.command("score")
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="Flare-risk bundle.")
+@click.option("--registry", "registry_dir", required=True, type=click.Path(path_type=Path), help="Registry directory.")
+@click.option("--at", "at", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Date to score (YYYY-MM-DD).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write the rows here (.parquet or .csv) instead of printing them.")
+@click.option("--reasons/--alert-reasons-only", default=False, show_default=True,
+              help="Explain every patient (slower), or only those with an alert.")
+def score(model_dir: Path, registry_dir: Path, at, out: Path | None, reasons: bool) -> None:
+    """P(flare within 28 days) on a date for every patient with wearable data in the 56 days before it.
+
+    One row per patient, highest risk first: patient_id, date, p_flare_28d,
+    alert, reasons (moved streams and the main SHAP drivers) and shap (JSON).
+    """
+    from rxpredict.cli import _read_or_exit
+    from rxpredict.exceptions import BundleError
+    from rxpredict.monitoring.persist import load_monitor
+    from rxpredict.monitoring.pipeline import score_patients
+
+    try:
+        model, policy, background, _ = load_monitor(model_dir)
+    except (BundleError, FileNotFoundError) as e:
+        fail(str(e), EXIT_REFUSED)
+    rows = score_patients(model, policy, background, _read_or_exit(registry_dir), at.date(), reasons=reasons)
+    if out is None:
+        for r in rows.iter_rows(named=True):
+            flag = "ALERT" if r["alert"] else "     "
+            click.echo(f"{r['patient_id']}  {r['date']}  {r['p_flare_28d']:.3f}  {flag}  {r['reasons']}")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    (rows.write_csv if out.suffix == ".csv" else rows.write_parquet)(out)
+    click.echo(f"wrote {rows.height:,} patients ({rows['alert'].sum():,} alerts) to {out}")
