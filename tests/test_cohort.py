@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
 from rxpredict.cli import main
-from rxpredict.cohort import CohortRules, build_cohort
+from rxpredict.cohort import build_cohort
 from rxpredict.registry import Registry, write_registry
 from rxpredict.simulate import simulate
 from tests.conftest import TODAY

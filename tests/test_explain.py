@@ -6,7 +6,6 @@ import polars as pl
 import pytest
 import shap
 import torch
-from click.testing import CliRunner
 
 from rxpredict.cohort import build_cohort
 from rxpredict.exceptions import BundleError
