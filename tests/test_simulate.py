@@ -40,7 +40,8 @@ def test_same_seed_same_bytes_different_seed_different_registry(tmp_path):
     simulate(400, seed=6, out=tmp_path / "c", chunk_size=150, progress=False)
     a, b, c = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
     assert a == b
-    assert sorted(a) == sorted([f"{t}.parquet" for t in (*REGISTRY_TABLES, "oracle", "answer_key")] + ["scenario.json"])
+    answers = ("oracle", "answer_key", "flare_oracle", "flares")
+    assert sorted(a) == sorted([f"{t}.parquet" for t in (*REGISTRY_TABLES, *answers)] + ["scenario.json"])
     assert all(a[f] != c[f] for f in a if f != "scenario.json")
 
 
@@ -220,6 +221,13 @@ def test_scenario_round_trip_and_errors(tmp_path):
         Scenario.from_dict({"confounding": 1})
     with pytest.raises(ValueError, match="unknown scenario"):
         Scenario.load("nonsense")
+
+
+def test_scenario_ranges_survive_a_json_file(tmp_path):
+    s = Scenario.default().replace(flare_lead_days=(7, 14), wearables_device_steps=(0.8, 1.2))
+    path = tmp_path / "s.json"
+    path.write_text(s.to_json())
+    assert Scenario.load(path) == s
 
 
 def test_stress_scenario_confounds_more_and_overlaps_less():

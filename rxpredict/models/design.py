@@ -16,15 +16,18 @@ def model_columns(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
 
 
 def feature_matrix(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    """``frame[columns]`` as float64 with NaN for missing; a column the frame lacks is all NaN.
+    """``frame[columns]`` as float64 with NaN for missing; a column the frame lacks is all NaN, a mask it lacks 0.
 
     Scoring passes the training columns, so a registry without, say, a
-    genetic marker still gives the matrix the model expects.
+    genetic marker still gives the matrix the model expects; an absent
+    ``mask_*`` column means the modality is absent, exactly as a stored 0 does.
     """
     present = set(frame.columns)
-    return frame.select(
-        pl.col(c).cast(pl.Float64) if c in present else pl.lit(None, dtype=pl.Float64).alias(c) for c in columns
-    ).to_numpy().astype(float)
+
+    def absent(c: str) -> pl.Expr:
+        return pl.lit(0.0 if c.startswith("mask_") else None, dtype=pl.Float64).alias(c)
+
+    return frame.select(pl.col(c).cast(pl.Float64) if c in present else absent(c) for c in columns).to_numpy().astype(float)
 
 
 def observed_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

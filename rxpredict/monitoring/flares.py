@@ -89,8 +89,9 @@ def flare_labels(days: pl.LazyFrame | pl.DataFrame, registry: Registry, *,
     """``days`` (patient_id, date) with ``next_flare`` and ``flare`` (bool; null when follow-up is too short).
 
     ``flare`` is True when the next flare after ``date`` comes within
-    ``horizon_days``; a later flare, or none, is False where the patient was
-    followed for the whole horizon.
+    ``horizon_days``, else False, where the patient was followed for the whole
+    horizon; null otherwise, even when a flare was seen in the shorter span
+    (keeping those would leave only the positive days of the last weeks).
     """
     events = flare_events(registry).select("patient_id", pl.col("date").alias("next_flare")).unique().sort(
         "patient_id", "next_flare")
@@ -101,8 +102,8 @@ def flare_labels(days: pl.LazyFrame | pl.DataFrame, registry: Registry, *,
                        check_sortedness=False)
         .join(followup_end(registry), on="patient_id", how="left")
         .with_columns(
-            pl.when(pl.col("next_flare") <= pl.col("date") + horizon).then(True)
-            .when(pl.col("followup_end") >= pl.col("date") + horizon).then(False)
+            pl.when(pl.col("followup_end") >= pl.col("date") + horizon)
+            .then(pl.col("next_flare").is_not_null() & (pl.col("next_flare") <= pl.col("date") + horizon))
             .alias("flare")
         )
         .drop("_from", "followup_end")

@@ -10,7 +10,14 @@ docs/simulator.md, "Why the oracle is exact"):
 - a course stops for inefficacy before week 18 only if its observed improvement
   would make it a EULAR non-responder (so "stopped for inefficacy" and the
   visit-based label never disagree);
-- switches, add-ons and loss of response come after week 33.
+- switches, add-ons and loss of response come after week 33, and the next
+  course's baseline visit comes after the stop that ends a course (so an
+  adverse-event stop in weeks 18-30 leaves no later visit in that window);
+- flares (flares.py) have onsets from week 30 + 1 day and flare visits no later
+  than the last day a regular visit may take, so they never reach the week 18-30
+  window, the window kept free before the next start's baseline visit, or a
+  day within 14 days of a DMARD start; what is left of their bump at the next
+  baseline visit is part of that baseline's DAS28.
 """
 from __future__ import annotations
 
@@ -18,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rxpredict.simulate import effects
-from rxpredict.simulate.components import solve_components
+from rxpredict.simulate import effects, flares
+from rxpredict.simulate.components import DAS_MAX, solve_components
 from rxpredict.simulate.effects import ADVANCED, OPTIONS
 from rxpredict.simulate.population import YEAR, year_of
 from rxpredict.simulate.scenario import Scenario
@@ -42,8 +49,10 @@ WEEK = 7
 EARLY_STOP = (70, 119)  # weeks 10-17: stop for primary inefficacy, before the outcome window
 SWITCH = (235, 308)  # weeks 34-44: switch or add-on after an inadequate response at week 24
 LOSS_OF_RESPONSE_FROM = 245  # secondary failure only after week 35
-ONGOING = np.iinfo(np.int64).max
+ONGOING = flares.ONGOING
 FOLLOWUP_DAY, FOLLOWUP_JITTER = 168, 14
+FLARES_FROM = 30 * WEEK + 1  # first day of a course's maintenance phase, after the week 18-30 window
+FAILING_WEEKS, FAILING_RISE = 12, 1.6  # a course losing response rises by 1.6 DAS28 over its last 12 weeks
 
 
 @dataclass
@@ -53,6 +62,7 @@ class Chunk:
     episodes: dict[str, np.ndarray] = field(default_factory=dict)
     treatments: dict[str, np.ndarray] = field(default_factory=dict)
     visits: dict[str, np.ndarray] = field(default_factory=dict)
+    flares: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class _Collector:
@@ -91,6 +101,42 @@ def _ae_time(rng: np.random.Generator, hazard: np.ndarray) -> np.ndarray:
     return np.where(e < early_h, e / (2 * hazard) * YEAR, 91 + (e - early_h) / hazard * YEAR)
 
 
+def course_das28(day: np.ndarray, start: np.ndarray, baseline: np.ndarray, delta: np.ndarray,
+                  stop_after: np.ndarray, failing: np.ndarray) -> np.ndarray:
+    """Latent DAS28 of a course on ``day`` (no visit noise, no flares).
+
+    It falls linearly from the baseline by the improvement over the first 12
+    weeks; a course losing response rises again over its last 12 weeks.
+    """
+    rel = day - start
+    d = baseline - delta * np.clip(rel / (12 * WEEK), 0.0, 1.0)
+    rise = np.clip((rel - (stop_after - FAILING_WEEKS * WEEK)) / (FAILING_WEEKS * WEEK), 0.0, 1.0) * FAILING_RISE
+    return np.where(failing, d + rise, d)
+
+
+def course_path(ep: dict[str, np.ndarray], patient: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latent course DAS28 (no flares) of each (patient, day), and the episode that day belongs to.
+
+    A day belongs to the latest episode whose baseline (``absorb_day``) is not
+    after it, or to the patient's first episode before that; after a course
+    ends the path runs straight to the next baseline. Every patient asked
+    about must have an episode.
+    """
+    patient, day = np.broadcast_arrays(patient, day)
+    order = np.lexsort((ep["absorb_day"], ep["patient"]))
+    p_sorted = ep["patient"][order]
+    at = np.searchsorted(flares.day_key(p_sorted, ep["absorb_day"][order]), flares.day_key(patient, day),
+                         side="right") - 1
+    at = np.maximum(at, np.searchsorted(p_sorted, patient))
+    e, nxt = order[at], order[np.minimum(at + 1, order.size - 1)]
+    end = ep["course_end"][e]
+    d = course_das28(np.minimum(day, end), ep["start"][e], ep["das28"][e], ep["delta"][e], ep["stop_after"][e],
+                     ep["failing"][e])
+    bridge = (at + 1 < order.size) & (ep["patient"][nxt] == patient) & (day > end)
+    share = np.clip((day - end) / np.maximum(ep["absorb_day"][nxt] - end, 1), 0.0, 1.0)
+    return np.where(bridge, d + share * (ep["das28"][nxt] - d), d), e
+
+
 def _history_before_entry(rng, pop, scenario) -> dict[str, np.ndarray]:
     """Prevalent patients arrive with methotrexate and sometimes a failed TNF inhibitor behind them."""
     n = pop["entry"].shape[0]
@@ -110,9 +156,9 @@ def _history_before_entry(rng, pop, scenario) -> dict[str, np.ndarray]:
 
 
 def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scenario: Scenario) -> Chunk:
-    """All episodes, treatment rows and visits (latent DAS28 only) of one chunk of patients."""
+    """All episodes, treatment rows, visits (latent DAS28 only) and flares of one chunk of patients."""
     n = pop["entry"].shape[0]
-    episodes, treatments, visits = _Collector(), _Collector(), _Collector()
+    episodes, treatments, visits, flare_rows = _Collector(), _Collector(), _Collector(), _Collector()
     sd = effects.improvement_sd(scenario)
     tau = scenario.visit_noise_sd
 
@@ -141,6 +187,11 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
     last_seen = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)  # the patient's latest visit so far
     baseline_missing = rng.random(n) < scenario.missing_baseline_visit
     active = start < pop["followup_end"] - 30
+    # Flare hazard scale per patient: the reference rate, a gamma frailty (mean 1) and seropositivity.
+    frailty = rng.gamma(scenario.flare_frailty_shape, 1.0 / scenario.flare_frailty_shape, n)
+    flare_scale = (scenario.flare_rate_per_year / YEAR * frailty
+                   * np.where(pop["rf"] | pop["acpa"], scenario.flare_seropositive_hr, 1.0))
+    pending = flares.no_flares("patient", "cut")  # the last course's flares, until the next baseline absorbs them
 
     for _ in range(scenario.max_lines):
         idx = np.flatnonzero(active)
@@ -152,6 +203,13 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         bv_day = np.maximum(s - rng.integers(0, 22, k), floor[idx])
         # A baseline visit is missing only where the patient has no other visit in the 90 days before.
         has_bv = ~baseline_missing[idx] | (last_seen[idx] >= s - 90)
+        # What is left of the previous course's flares is part of the new baseline DAS28.
+        absorb = np.where(has_bv, bv_day, s)
+        cut = np.full(n, ONGOING)
+        cut[idx] = absorb
+        bb = np.minimum(bb + flares.bump_at(idx, absorb, pending["patient"], pending, scenario), DAS_MAX)
+        pending["cut"] = cut[pending["patient"]]
+        flare_rows.add(**pending)
         base = solve_components(rng, bb, pop["esr_offset"][idx], pop["severity"][idx])
         bmi = np.clip(pop["bmi"][idx] + rng.normal(0, 0.8, k), 15, 60)
         mtx_on = (mtx_start[idx] >= 0) & (mtx_start[idx] <= s) & ((mtx_stop[idx] < 0) | (mtx_stop[idx] > s))
@@ -241,46 +299,58 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         end_abs = np.where(np.isfinite(episode_end), s + np.floor(np.where(np.isfinite(episode_end), episode_end, 0)),
                            np.iinfo(np.int64).max)
 
+        failing = (reason == "inefficacy") & lost
+
         def traj(day: np.ndarray, who: np.ndarray) -> np.ndarray:
-            """Latent DAS28 of episode rows ``who`` at absolute ``day`` (without visit noise)."""
-            rel = day - s[who]
-            d = bb[who] - delta[who] * np.minimum(rel / (12 * WEEK), 1.0)
-            failing = (reason[who] == "inefficacy") & lost[who]
-            rise = np.clip((rel - (stop_after[who] - 84)) / 84, 0, 1) * 1.6
-            return np.where(failing, d + rise, d)
+            """Latent DAS28 of episode rows ``who`` at absolute ``day`` (without visit noise or flares)."""
+            return course_das28(day, s[who], bb[who], delta[who], stop_after[who], failing[who])
 
-        # Baseline, week 12, week 24, regular and stop visits.
-        v_who, v_day, v_das, v_kind = [], [], [], []
+        def base_hazard(who: np.ndarray, day: np.ndarray) -> np.ndarray:
+            """Daily flare hazard of episode rows ``who`` (without glucocorticoid tapers)."""
+            losing = failing[who] & (day - s[who] >= stop_after[who] - FAILING_WEEKS * WEEK)
+            return flares.hazard(traj(day, who), flare_scale[idx[who]], losing, scenario)
 
-        def visit(mask_rows: np.ndarray, day: np.ndarray, das: np.ndarray, kind: int | np.ndarray) -> None:
-            v_who.append(mask_rows); v_day.append(day); v_das.append(das)
-            v_kind.append(np.broadcast_to(kind, mask_rows.shape))
+        # Week 12, week 24, regular, flare and stop visits: planned DAS28, whether visit noise adds to it,
+        # and the flare onset (-1 for a scheduled visit).
+        v_who, v_day, v_mean, v_noisy, v_kind, v_onset = [], [], [], [], [], []
+
+        def visit(who_: np.ndarray, day: np.ndarray, mean: np.ndarray, kind: int, noisy: bool = True,
+                  onset: np.ndarray | int = -1) -> None:
+            v_who.append(who_); v_day.append(day); v_mean.append(mean); v_noisy.append(np.full(who_.size, noisy))
+            v_kind.append(np.full(who_.size, kind)); v_onset.append(np.broadcast_to(onset, who_.shape))
 
         w12 = s + 84 + rng.integers(-10, 11, k)
         ok12 = (rng.random(k) < 0.8) & (w12 < end_abs - 7) & (w12 <= limit)
-        visit(rows[ok12], w12[ok12], traj(w12[ok12], rows[ok12]) + rng.normal(0, tau, ok12.sum()), 1)
+        visit(rows[ok12], w12[ok12], traj(w12[ok12], rows[ok12]), 1)
         ok24 &= w24 < end_abs
-        visit(rows[ok24], w24[ok24], plateau[ok24], 2)
+        visit(rows[ok24], w24[ok24], plateau[ok24], 2, noisy=False)
         first_regular = s + FOLLOWUP_DAY + 91
         last_regular = np.minimum(np.minimum(limit, end_abs - 14), fu_end)
         n_regular = np.clip((last_regular - first_regular) // 91 + 1, 0, None).astype(int)
         rw = np.repeat(rows, n_regular)
         step = np.arange(n_regular.sum()) - np.repeat(np.cumsum(n_regular) - n_regular, n_regular)
         r_day = np.minimum(first_regular[rw] + 91 * step + rng.integers(-14, 15, rw.size), last_regular[rw])
-        flare = rng.random(rw.size) < 0.05
-        visit(rw, r_day, traj(r_day, rw) + rng.normal(0, tau, rw.size) + flare * rng.uniform(0.8, 2.0, rw.size),
-              np.where(flare, 4, 3))
+        # Flares in the maintenance phase, whose visits may lie where regular visits may.
+        fl = flares.simulate_flares(rng, s + FLARES_FROM, last_regular, base_hazard, scenario)
+        # A flare visit on the day of a regular visit takes its place.
+        regular = ~np.isin(flares.day_key(rw, r_day), flares.day_key(fl["row"], fl["visit"]))
+        visit(rw[regular], r_day[regular], traj(r_day[regular], rw[regular]), 3)
+        visit(fl["row"], fl["visit"], traj(fl["visit"], fl["row"]), 4, onset=fl["onset"])
         # A stop in the first week leaves no visit: the baseline must stay the latest visit up to index + 7.
         stop_visit = stopped & (stop_day <= limit) & (reason != "remission") & (stop_day > s + 7)
-        visit(rows[stop_visit], stop_day[stop_visit],
-              traj(stop_day[stop_visit], rows[stop_visit]) + rng.normal(0, tau, stop_visit.sum()), 5)
+        visit(rows[stop_visit], stop_day[stop_visit], traj(stop_day[stop_visit], rows[stop_visit]), 5)
         who, v_day_all, v_kind_all = np.concatenate(v_who), np.concatenate(v_day), np.concatenate(v_kind)
-        comps = solve_components(rng, np.concatenate(v_das), pop["esr_offset"][idx[who]], pop["severity"][idx[who]])
+        mean = np.concatenate(v_mean)
+        # One latent path: every visit records the flare bumps of its day.
+        das = (mean + rng.normal(0.0, tau, who.size) * np.concatenate(v_noisy)
+               + flares.bump_at(who, v_day_all, fl["row"], fl, scenario))
+        comps = solve_components(rng, das, pop["esr_offset"][idx[who]], pop["severity"][idx[who]])
         # The baseline visit records the very components the truth used above.
         comps = {c: np.concatenate([base[c][has_bv], comps[c]]) for c in comps}
         who = np.concatenate([rows[has_bv], who])
         v_day_all = np.concatenate([bv_day[has_bv], v_day_all])
         v_kind_all = np.concatenate([np.zeros(has_bv.sum(), dtype=int), v_kind_all])
+        mean = np.concatenate([bb[has_bv], mean])
         missing = {c: rng.random(who.size) < p for c, p in [
             ("crp_mg_l", scenario.crp_missing), ("esr_mm_h", scenario.esr_missing),
             ("patient_global_0_100", scenario.global_missing), ("physician_global_0_100", scenario.global_missing),
@@ -292,9 +362,10 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
                 missing[c][at] = m[who[at]]
         bmi_visit = np.where(rng.random(who.size) < scenario.bmi_missing, np.nan,
                              np.round(bmi[who] + rng.normal(0, 0.3, who.size), 1))
-        latent = np.concatenate([bb[has_bv], np.concatenate(v_das)])
+        latent = np.concatenate([bb[has_bv], das])
         visits.add(patient=idx[who], day=v_day_all.astype(np.int64), kind=v_kind_all, bmi_kg_m2=bmi_visit,
-                   das28=np.clip(latent, 1.0, 8.6),
+                   das28=np.clip(latent, 1.0, 8.6), das28_planned=mean,
+                   flare_onset=np.concatenate([np.full(has_bv.sum(), -1), *v_onset]).astype(np.int64),
                    **{c: np.where(missing[c], np.nan, v).astype(float) if c in missing else v for c, v in comps.items()})
         last_visit = np.full(k, -1, dtype=np.int64)
         np.maximum.at(last_visit, who, v_day_all.astype(np.int64))
@@ -306,8 +377,19 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
             delta=delta, nonresponder=nonresponder, stop=stop_rec, stop_reason=np.where(stopped, reason, ""),
             followup_day=np.where(ok24, w24, -1), followup_crp_missing=fu_missing["crp_mg_l"], early_inefficacy=early & stopped,
             days_to_adverse_event=ae, days_to_inefficacy=inefficacy,
+            absorb_day=absorb, course_end=np.minimum(end_abs, fu_end), stop_after=stop_after, failing=failing,
+            flare_scale=flare_scale[idx], flare_from=s + FLARES_FROM, flare_until=last_regular,
             **{f"x_{k_}": v for k_, v in x.items()},
         )
+
+        # Escalation: a flare visit may start a glucocorticoid course (never near a DMARD start, see above).
+        esc = fl["escalated"]
+        gc_stopped = fl["gc_stop"] <= fu_end[fl["row"]]
+        treatments.add(patient=idx[fl["row"][esc]],
+                       drug=rng.choice(np.array(["prednisolone", "prednisone"], dtype=object), esc.sum()),
+                       start=fl["visit"][esc], stop=np.where(gc_stopped, fl["gc_stop"], -1)[esc],
+                       reason=np.where(gc_stopped, "other", "")[esc].astype(object))
+        pending = {"patient": idx[fl.pop("row")], **fl}
 
         # Carry the state to the next line.
         d_end = np.where(np.isfinite(episode_end), traj(np.minimum(end_abs, fu_end), rows), plateau)
@@ -322,9 +404,15 @@ def simulate_courses(rng: np.random.Generator, pop: dict[str, np.ndarray], scena
         mtx_stop[idx] = np.where(new_mtx, stop_rec, mtx_stop[idx])
         line[idx] += 1
         start[idx] = next_start
-        floor[idx] = np.maximum(last_visit + 1, s + 8)  # nothing of the next start within this one's index + 7
+        # Nothing of the next start within this one's index + 7, and its baseline visit after the stop that ends
+        # this course: after an adverse-event stop in weeks 18-30 that visit must not look like a week-24 one.
+        ends = stopped & (stop_day <= end_abs)
+        floor[idx] = np.maximum.reduce([last_visit + 1, s + 8, np.where(ends, stop_day + 1, 0)])
         last_seen[idx] = np.maximum(last_seen[idx], last_visit)
         baseline_missing[idx] = next_missing
         active[idx] = next_start >= 0
 
-    return Chunk(episodes=episodes.result(), treatments=treatments.result(), visits=visits.result())
+    pending["cut"] = np.full(pending["patient"].size, ONGOING)
+    flare_rows.add(**pending)
+    return Chunk(episodes=episodes.result(), treatments=treatments.result(), visits=visits.result(),
+                 flares=flare_rows.result())

@@ -1,4 +1,4 @@
-"""Run the simulator chunk by chunk and write the registry, the oracle and the answer key.
+"""Run the simulator chunk by chunk and write the registry, the oracles and the answer keys.
 
 Each chunk of patients has its own random stream (spawned from the seed), so a
 registry is the same bytes for the same seed, scenario and chunk size, and
@@ -19,13 +19,14 @@ from tqdm.auto import tqdm
 
 from rxpredict.schemas import load_contract
 from rxpredict.simulate import effects
-from rxpredict.simulate.course import simulate_courses
+from rxpredict.simulate.course import course_path, simulate_courses
 from rxpredict.simulate.effects import OPTIONS
+from rxpredict.simulate.flares import bump_at
 from rxpredict.simulate.imaging import initial_damage, simulate_imaging
-from rxpredict.simulate.oracle import response_oracle, rrp_oracle, stop_oracle
+from rxpredict.simulate.oracle import flare_oracle, response_oracle, rrp_oracle, stop_oracle
 from rxpredict.simulate.population import MARKERS, draw_patients
 from rxpredict.simulate.scenario import Scenario
-from rxpredict.simulate.wearables import simulate_wearables
+from rxpredict.simulate.wearables import simulate_wearables, wearable_grid
 
 ORACLE_SCHEMA = pl.Schema({
     "patient_id": pl.String(), "index_date": pl.Date(), "therapy": pl.String(), "p_response": pl.Float64(),
@@ -39,6 +40,11 @@ ANSWER_KEY_SCHEMA = pl.Schema({
     "nonresponder_crp": pl.Boolean(), "followup_visit_date": pl.Date(), "followup_crp_missing": pl.Boolean(),
     "stop_date": pl.Date(), "stop_reason": pl.String(), "early_inefficacy_stop": pl.Boolean(),
     "days_to_adverse_event": pl.Float64(), "days_to_inefficacy": pl.Float64(), "first_year_svdh_gain": pl.Int64(),
+})
+FLARE_ORACLE_SCHEMA = pl.Schema({"patient_id": pl.String(), "date": pl.Date(), "p_flare_28d": pl.Float64()})
+FLARES_SCHEMA = pl.Schema({
+    "patient_id": pl.String(), "onset_date": pl.Date(), "flare_visit_date": pl.Date(), "das28_increase": pl.Float64(),
+    "escalated": pl.Boolean(),
 })
 
 
@@ -109,7 +115,7 @@ def _registry_frames(pop, chunk, img, wear, ids: np.ndarray) -> dict[str, pl.Dat
 
 def simulate_chunk(seed: np.random.SeedSequence, n: int, first_id: int, id_width: int,
                    scenario: Scenario) -> dict[str, pl.DataFrame]:
-    """One chunk of patients: the six registry tables plus ``oracle`` and ``answer_key``."""
+    """One chunk of patients: the six registry tables, ``oracle``, ``answer_key``, ``flare_oracle`` and ``flares``."""
     rng = np.random.default_rng(seed)
     pop = draw_patients(rng, n, scenario)
     chunk = simulate_courses(rng, pop, scenario)
@@ -121,7 +127,13 @@ def simulate_chunk(seed: np.random.SeedSequence, n: int, first_id: int, id_width
     rates = np.column_stack(list(effects.progression_rate(x, erosive, scenario).values()))
     rows = np.arange(ep["patient"].shape[0])
     img, gain = simulate_imaging(rng, pop, ep, rates[rows, ep["option"]], damage0, scenario)
-    wear = simulate_wearables(rng, pop, chunk.visits["patient"], chunk.visits["day"], chunk.visits["das28"], scenario)
+    # Wearables follow the latent path day by day: the course plus the flare bumps.
+    fl = chunk.flares
+    who, days = wearable_grid(pop, ep["patient"], scenario)
+    course, episode = course_path(ep, who[:, None], days)
+    das = course + bump_at(np.broadcast_to(who[:, None], days.shape), days, fl["patient"], fl, scenario).reshape(
+        days.shape)
+    wear = simulate_wearables(rng, who, days, das, scenario)
     frames = _registry_frames(pop, chunk, img, wear, ids)
 
     resp = response_oracle(ep["mu"], ep["das28"], ep["das28_esr"], ep["baseline_crp_missing"],
@@ -146,6 +158,14 @@ def simulate_chunk(seed: np.random.SeedSequence, n: int, first_id: int, id_width
         "early_inefficacy_stop": ep["early_inefficacy"], "days_to_adverse_event": ep["days_to_adverse_event"],
         "days_to_inefficacy": ep["days_to_inefficacy"], "first_year_svdh_gain": _nullable(gain, gain < 0),
     }, schema=ANSWER_KEY_SCHEMA)
+    p_flare = flare_oracle(who, days, course, episode, ep, chunk.visits, fl, pop["esr_offset"], scenario)
+    frames["flare_oracle"] = pl.DataFrame({
+        "patient_id": ids[wear["patient"]], "date": _dates(wear["day"]), "p_flare_28d": p_flare.ravel(),
+    }, schema=FLARE_ORACLE_SCHEMA, nan_to_null=True)
+    frames["flares"] = pl.DataFrame({
+        "patient_id": ids[fl["patient"]], "onset_date": _dates(fl["onset"]), "flare_visit_date": _dates(fl["visit"]),
+        "das28_increase": fl["peak"], "escalated": fl["escalated"],
+    }, schema=FLARES_SCHEMA).sort("patient_id", "onset_date", "flare_visit_date")
     return frames
 
 
@@ -155,7 +175,8 @@ def simulate(n_patients: int, *, seed: int = 0, scenario: Scenario | None = None
 
     With ``out`` the tables are streamed, chunk by chunk, to Parquet files in
     that directory (the six registry tables, ``oracle.parquet``,
-    ``answer_key.parquet`` and ``scenario.json``), written to a temporary
+    ``answer_key.parquet``, ``flare_oracle.parquet``, ``flares.parquet`` and
+    ``scenario.json``), written to a temporary
     directory first and moved in when complete; returns a summary. Without
     ``out`` returns the frames (for tests and small runs).
     """

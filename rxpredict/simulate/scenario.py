@@ -91,6 +91,38 @@ class Scenario:
     genetics_fraction, imaging_fraction, wearables_fraction : share of patients
         with each optional modality.
     loss_to_follow_up_per_year : yearly hazard of leaving the registry.
+    wearables_days : days of wearable streams, the last ones of each wearer's follow-up.
+    wearables_nonwear : share of days the device is not worn at all (device streams missing).
+    wearables_nonwear_in_runs : f, the part of that share in runs of days (charging, forgetting): runs
+        cover 1 - (1 - w)^f of the days and scattered days 1 - (1 - w)^(1 - f), so that w of them are missed.
+    wearables_run_days : (shortest, longest) run of non-wear or of missing self reports, uniform.
+    wearables_partial_wear : share of worn days the device is worn only a couple of hours: few steps and
+        active minutes, sleep and resting heart rate missing (a non-wear detector has to catch them).
+    wearables_report_missing : share of days without self reports (pain, stiffness), split into runs
+        and scattered days like non-wear.
+    wearables_device_change : share of wearers who change device once within the window; from that day
+        steps (and so active minutes) are scaled by ``wearables_device_steps``, resting heart rate and
+        sleep shifted by ``wearables_device_hr`` bpm and ``wearables_device_sleep`` minutes (uniform ranges).
+
+    Flares (flares.py)
+    ------------------
+    flare_rate_per_year : yearly flare rate of a reference patient in the maintenance phase of a course
+        (average frailty, seronegative, course DAS28 3.2, not losing response, no recent taper); the
+        realised mean is about 1.1 a year.
+    flare_frailty_shape : shape of the gamma (mean 1) personal flare-proneness frailty.
+    flare_das28_log_hr : log hazard ratio per unit of the course's latent DAS28 above 3.2 (up to 5.1).
+    flare_seropositive_hr, flare_failing_hr : hazard ratios for RF or ACPA positivity and for a course
+        losing response (its last 12 weeks before the inefficacy stop).
+    flare_taper_hr, flare_taper_days : hazard ratio per escalation glucocorticoid course stopped
+        (tapered off) within the last ``flare_taper_days`` days.
+    flare_refractory_days : no new flare begins from a flare's onset until this many days after its visit
+        (at least 28, the flare label's horizon, which keeps the flare oracle's future-flare term exact).
+    flare_lead_days : (shortest, longest) lead-up from onset to the flare visit, uniform in whole days.
+    flare_peak : (lowest, highest) DAS28 bump at the flare visit, uniform.
+    flare_half_life_days, flare_escalated_half_life_days : half-life of the bump after the visit,
+        without and with escalation.
+    flare_escalation : probability that the flare visit starts a glucocorticoid course.
+    flare_gc_days : (shortest, longest) escalation glucocorticoid course, uniform in whole days.
     """
 
     start_year: int = 2006
@@ -126,7 +158,30 @@ class Scenario:
     wearables_fraction: float = 0.08
     wearables_days: int = 180
     wearables_nonwear: float = 0.08
+    wearables_nonwear_in_runs: float = 0.6
+    wearables_run_days: tuple[int, int] = (1, 14)
+    wearables_partial_wear: float = 0.04
+    wearables_report_missing: float = 0.2
+    wearables_device_change: float = 0.25
+    wearables_device_steps: tuple[float, float] = (0.75, 1.3)
+    wearables_device_hr: tuple[float, float] = (-4.0, 4.0)
+    wearables_device_sleep: tuple[float, float] = (-30.0, 30.0)
     loss_to_follow_up_per_year: float = 0.25
+
+    flare_rate_per_year: float = 0.9
+    flare_frailty_shape: float = 2.0
+    flare_das28_log_hr: float = 0.3
+    flare_seropositive_hr: float = 1.4
+    flare_failing_hr: float = 2.0
+    flare_taper_hr: float = 2.0
+    flare_taper_days: int = 56
+    flare_refractory_days: int = 42
+    flare_lead_days: tuple[int, int] = (5, 21)
+    flare_peak: tuple[float, float] = (1.0, 2.2)
+    flare_half_life_days: float = 17.5
+    flare_escalated_half_life_days: float = 7.0
+    flare_escalation: float = 0.6
+    flare_gc_days: tuple[int, int] = (28, 56)
 
     @classmethod
     def default(cls) -> "Scenario":
@@ -160,7 +215,8 @@ class Scenario:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown scenario parameter(s): {sorted(unknown)}")
-        return cls(**d)
+        # JSON has no tuples: ranges come back as lists.
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @classmethod
     def load(cls, path_or_name: str | Path) -> "Scenario":
