@@ -21,6 +21,7 @@ PAGES = {
     "patients": ("views/patients.py", "Patients", ":material/group:"),
     "visit_entry": ("views/visit_entry.py", "Visit entry", ":material/edit_note:"),
     "timeline": ("views/timeline.py", "Patient timeline", ":material/timeline:"),
+    "monitoring": ("views/monitoring.py", "Monitoring", ":material/monitor_heart:"),
     "admin": ("views/admin.py", "Administration", ":material/admin_panel_settings:"),
 }
 EARLIEST_DATE = dt.date(1900, 1, 1)

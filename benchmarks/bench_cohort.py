@@ -45,7 +45,7 @@ def main() -> None:
         record("cohort", f"python benchmarks/bench_cohort.py --patients {args.patients}", [
             {"figure": f"build cohort, {args.patients:,} patients ({visits:,} visits)", "value": build_s, "unit": "s",
              "target": "< 60 s" if big else "", "met": build_s < 60 if big else None},
-            {"figure": f"read + validate that registry", "value": read_s, "unit": "s", "target": "", "met": None},
+            {"figure": "read + validate that registry", "value": read_s, "unit": "s", "target": "", "met": None},
             {"figure": "peak memory (read, validate, build)", "value": peak_rss_gb(), "unit": "GiB", "target": "",
              "met": None},
         ])

@@ -99,7 +99,7 @@ def run(chromium: str) -> None:
     with tempfile.TemporaryDirectory(prefix="rxpredict-shots-") as tmp:
         home, port = Path(tmp), free_port()
         os.environ["RXPREDICT_HOME"] = str(home)
-        demo = build_demo(patients=40)
+        demo = build_demo(patients=40, monitor=False)
         name, password = demo.logins["clinic_staff"]
         app = start_app(home, port)
         try:

@@ -208,8 +208,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
         arrays["background"] = background
     subgroups = None if evaluation is None else subgroup_metrics(model, evaluation)
     files = {
-        "weights.pt": lambda path: torch.save({f"member{k}.{name}": tensor for k, net in enumerate(model.networks_)
-                                               for name, tensor in net.state_dict().items()}, path),
+        "weights.pt": lambda path: save_members(model.networks_, path),
         "arrays.npz": lambda path: np.savez(path, **arrays),
         "config.json": lambda path: path.write_text(json.dumps(config, indent=2, default=str) + "\n"),
         "metrics.json": lambda path: path.write_text(json.dumps({
@@ -221,6 +220,24 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
         files["survival.json"] = lambda path: path.write_text(json.dumps(survival_state[0], indent=1) + "\n")
         files["survival.npz"] = lambda path: np.savez(path, **survival_state[1])
     return write_bundle(target, files, overwrite=True)
+
+
+def save_members(networks: list[torch.nn.Module], path: Path) -> None:
+    """Every ensemble member's tensors in one file, named ``member<k>.<tensor>``."""
+    torch.save({f"member{k}.{name}": tensor for k, net in enumerate(networks)
+                for name, tensor in net.state_dict().items()}, path)
+
+
+def load_members(path: Path, new_network: Callable[[], torch.nn.Module], n_members: int) -> list[torch.nn.Module]:
+    """The ensemble of :func:`save_members`, read with ``weights_only=True`` into fresh networks, in eval mode."""
+    tensors = torch.load(path, weights_only=True)
+    members = []
+    for k in range(n_members):
+        network = new_network()
+        prefix = f"member{k}."
+        network.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
+        members.append(network.eval())
+    return members
 
 
 def write_bundle(directory: str | Path, files: Mapping[str, Callable[[Path], None]], *,
@@ -280,13 +297,7 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     if "background" in arrays.files:  # absent from bundles written before explanations, or without a cohort
         model.background_ = arrays["background"]
     model.propensity_, model.ood_ = overlap_from_state(config, arrays)
-    tensors = torch.load(directory / "weights.pt", weights_only=True)
-    model.networks_ = []
-    for k in range(model.n_members):
-        network = model._new_network()
-        prefix = f"member{k}."
-        network.load_state_dict({n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)})
-        model.networks_.append(network.eval())
+    model.networks_ = load_members(directory / "weights.pt", model._new_network, model.n_members)
     model.history_ = []
     model.markers_ = config["markers"]
     model.contract_version_ = config["schema_version"]

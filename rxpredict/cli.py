@@ -505,16 +505,23 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
 @click.option("--patients", type=click.IntRange(min=1), default=None, help="Simulated patients for an empty database.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True,
               help="The port the app will listen on (for the URL printed).")
-def demo(url: str | None, patients: int | None, port: int) -> None:
+@click.option("--monitor/--no-monitor", default=True, show_default=True,
+              help="Train the flare-risk monitor the Monitoring page uses (once, about half a minute; kept in "
+                   "$RXPREDICT_HOME/models/monitor or $RXPREDICT_MONITOR_MODEL until rxpredict's version changes).")
+def demo(url: str | None, patients: int | None, port: int, monitor: bool) -> None:
     """Prepare a demo database for the clinic app and print one login per role.
 
     An empty database is filled from the simulator; one already holding
-    patients is kept. Every run makes new demo passwords.
+    patients is kept. Every run makes new demo passwords. The flare-risk
+    monitor is trained on a simulated registry of its own unless one made by
+    this rxpredict version is in place.
     """
     from rxpredict.store.demo import DEMO_PATIENTS, build_demo
 
-    made = build_demo(url, patients=patients or DEMO_PATIENTS)
+    made = build_demo(url, patients=patients or DEMO_PATIENTS, monitor=monitor, progress=click.echo)
     click.echo(f"Demo database: {made.url} ({made.patients} patients)")
+    if made.monitor is not None:
+        click.echo(f"Flare-risk monitor: {made.monitor} ({'trained now' if made.monitor_trained else 'kept'})")
     click.echo(f"Clinic app:    http://127.0.0.1:{port}")
     click.echo("Demo logins (passwords made now; they are not stored anywhere in clear):")
     for role, (name, password) in made.logins.items():

@@ -1,7 +1,8 @@
-"""One patient's course over time: disease activity, treatment courses, SvdH totals and wearable trends.
+"""One patient's course over time: disease activity, treatment courses, SvdH totals, wearable trends and alerts.
 
 :func:`patient_timeline` computes the frames from the patient's registry
-tables (as :func:`rxpredict.store.records.patient_tables` returns them);
+tables (as :func:`rxpredict.store.records.patient_tables` returns them) and
+flare-risk alerts (as :func:`rxpredict.store.alerts.patient_alerts` does);
 :func:`timeline_charts` draws them as interactive Altair charts (tooltips,
 drag to pan, scroll to zoom on the time axis). Computing and drawing are
 apart, so the frames can be tested and shown as tables too.
@@ -25,6 +26,7 @@ import altair as alt
 import polars as pl
 
 from rxpredict.clinical import ACTIVITY_THRESHOLDS, svdh_totals, visit_scores
+from rxpredict.monitoring.baselines import personal_baselines, streams
 from rxpredict.schemas import load_contract
 
 #: Wearable columns averaged per week, in schema order.
@@ -35,6 +37,9 @@ _DATE_COLUMNS = {"visits": ("visit_date",), "treatments": ("start_date", "stop_d
 
 #: Width of every chart's plot area in pixels: legends and axis titles fit beside it in the app's page.
 CHART_WIDTH = 560
+#: Columns of the alerts a timeline marks, and the colour of each alert status.
+ALERT_COLUMNS = {"date": pl.Date, "p_flare_28d": pl.Float64, "status": pl.String}
+ALERT_COLOURS = {"open": "#d62728", "acknowledged": "#ff7f0e", "dismissed": "#7f7f7f"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,12 @@ class Timeline:
     stop date, or the last date recorded for the patient while ongoing),
     ongoing, stop_reason. svdh: one row per exam (:func:`rxpredict.clinical.svdh_totals`).
     wearables: week (its Monday), days with data, and the weekly mean of each
-    of :data:`WEARABLE_MEASURES`.
+    of :data:`WEARABLE_MEASURES`. baselines: one row per stream and day from
+    the first to the last wearable day: date, stream, value (null on a day
+    without data or with the device unworn), the patient's baseline, and low
+    and high, one scale below and above it (null until there is a baseline;
+    :func:`rxpredict.monitoring.baselines.personal_baselines`). alerts: date,
+    p_flare_28d and status of each flare-risk alert.
     """
 
     patient_id: str | None
@@ -54,6 +64,8 @@ class Timeline:
     courses: pl.DataFrame
     svdh: pl.DataFrame
     wearables: pl.DataFrame
+    baselines: pl.DataFrame
+    alerts: pl.DataFrame
 
     @property
     def empty(self) -> bool:
@@ -114,8 +126,25 @@ def _weekly(wearables: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def patient_timeline(tables: Mapping[str, pl.DataFrame]) -> Timeline:
-    """The timeline frames of one patient from that patient's registry tables (contract dtypes; absent = empty)."""
+def _baselines(wearables: pl.DataFrame) -> pl.DataFrame:
+    """Each stream per day beside the patient's baseline and the band of one scale around it."""
+    grid = personal_baselines(wearables)
+    return pl.concat([
+        grid.select(
+            "date",
+            pl.lit(s).alias("stream"),
+            pl.col(s).cast(pl.Float64).alias("value"),
+            pl.col(f"{s}_baseline").alias("baseline"),
+            (pl.col(f"{s}_baseline") - pl.col(f"{s}_scale")).alias("low"),
+            (pl.col(f"{s}_baseline") + pl.col(f"{s}_scale")).alias("high"),
+        )
+        for s in streams()
+    ]).collect()
+
+
+def patient_timeline(tables: Mapping[str, pl.DataFrame], alerts: pl.DataFrame | None = None) -> Timeline:
+    """The timeline frames of one patient from that patient's registry tables (contract dtypes; absent = empty)
+    and flare-risk alerts (at least the :data:`ALERT_COLUMNS`; None = none)."""
     t = _tables(tables)
     return Timeline(
         patient_id=_patient_id(t),
@@ -123,6 +152,9 @@ def patient_timeline(tables: Mapping[str, pl.DataFrame]) -> Timeline:
         courses=_courses(t["treatments"], _last_date(t)),
         svdh=svdh_totals(t["imaging"]),
         wearables=_weekly(t["wearables"]),
+        baselines=_baselines(t["wearables"]),
+        alerts=pl.DataFrame(schema=ALERT_COLUMNS) if alerts is None else alerts.select(
+            pl.col(c).cast(d) for c, d in ALERT_COLUMNS.items()).sort("date"),
     )
 
 
@@ -201,10 +233,14 @@ def _svdh_chart(svdh: pl.DataFrame) -> alt.Chart:
     )
 
 
-def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
+def _wearable_titles() -> dict[str, str]:
+    """Each wearable stream's title with its unit, in schema order."""
     wearables = load_contract().tables["wearables"]
-    titles = {m: f"{wearables.field(m).title} [{wearables.field(m).unit}]" for m in WEARABLE_MEASURES}
-    points = _long(weekly, "week", titles).join(weekly.select("week", "days"), on="week")
+    return {m: f"{wearables.field(m).title} [{wearables.field(m).unit}]" for m in WEARABLE_MEASURES}
+
+
+def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
+    points = _long(weekly, "week", _wearable_titles()).join(weekly.select("week", "days"), on="week")
     return (
         alt.Chart(points)
         .mark_line(point=True)
@@ -221,12 +257,52 @@ def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
     )
 
 
+def _baseline_chart(baselines: pl.DataFrame, alerts: pl.DataFrame) -> alt.FacetChart:
+    """Per stream: the day's values (broken where the device was not worn or nothing was recorded), the
+    personal baseline as a dashed line in a band of one scale either side, and each alert as a rule."""
+    titles = _wearable_titles()
+    days = baselines.with_columns(pl.col("stream").replace_strict(titles).alias("measure"), pl.lit("day").alias("kind"))
+    marks = alerts.join(pl.DataFrame({"measure": list(titles.values())}), how="cross").with_columns(
+        pl.lit("alert").alias("kind"))
+    base = alt.Chart(pl.concat([days.drop("stream"), marks], how="diagonal")).encode(x=alt.X("date:T", title="date"))
+    on_days = base.transform_filter(alt.datum.kind == "day")
+    band = on_days.mark_area(opacity=0.25).encode(
+        y=alt.Y("low:Q", title=None), y2="high:Q",
+        tooltip=[alt.Tooltip("date:T"), alt.Tooltip("baseline:Q", title="usual", format=",.1f"),
+                 alt.Tooltip("low:Q", title="usual range from", format=",.1f"),
+                 alt.Tooltip("high:Q", title="to", format=",.1f")])
+    usual = on_days.mark_line(strokeDash=[4, 3], opacity=0.8).encode(y="baseline:Q")
+    values = on_days.mark_line(point=alt.OverlayMarkDef(size=12), invalid="break-paths-show-domains").encode(
+        y="value:Q",
+        tooltip=[alt.Tooltip("date:T"), "measure:N", alt.Tooltip("value:Q", format=",.1f"),
+                 alt.Tooltip("baseline:Q", title="usual", format=",.1f")],
+    )
+    layers = [band, usual, values]
+    if not alerts.is_empty():
+        layers.append(base.transform_filter(alt.datum.kind == "alert").mark_rule(strokeWidth=2).encode(
+            color=alt.Color("status:N", title="alert",
+                            scale=alt.Scale(domain=list(ALERT_COLOURS), range=list(ALERT_COLOURS.values()))),
+            tooltip=[alt.Tooltip("date:T", title="alert on"), alt.Tooltip("p_flare_28d:Q", title="risk", format=".0%"),
+                     "status:N"],
+        ))
+    return (
+        alt.layer(*layers)
+        .properties(width=CHART_WIDTH, height=90)
+        .interactive(bind_y=False)
+        .facet(row=alt.Row("measure:N", title=None, sort=list(titles.values())))
+        .resolve_scale(y="independent")
+    )
+
+
 def timeline_charts(timeline: Timeline) -> dict[str, alt.TopLevelMixin]:
     """Interactive charts of a timeline by title, only those with data (empty when there is nothing to show).
 
     Disease activity (DAS28 and CDAI/SDAI, with category thresholds) above the
-    treatment courses as bars on one time axis; SvdH totals per exam; weekly
-    wearable means. Hover for values; drag or scroll to pan and zoom in time.
+    treatment courses as bars on one time axis; SvdH totals per exam; the
+    wearable streams day by day against the patient's baseline with the
+    alerts marked, or, while no stream has a baseline yet (it needs 14
+    observed days), their weekly means. Hover for values; drag or scroll to
+    pan and zoom in time.
     """
     charts: dict[str, alt.TopLevelMixin] = {}
     if not (timeline.scores.is_empty() and timeline.courses.is_empty()):
@@ -248,6 +324,8 @@ def timeline_charts(timeline: Timeline) -> dict[str, alt.TopLevelMixin]:
         charts["Disease activity and treatments"] = activity
     if not timeline.svdh.is_empty():
         charts["Radiographic damage (SvdH)"] = _svdh_chart(timeline.svdh)
-    if not timeline.wearables.is_empty():
+    if timeline.baselines.get_column("baseline").is_not_null().any():
+        charts["Wearables against the personal baseline"] = _baseline_chart(timeline.baselines, timeline.alerts)
+    elif not timeline.wearables.is_empty():
         charts["Wearables (weekly means)"] = _wearables_chart(timeline.wearables)
     return charts

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +11,13 @@ from streamlit.testing.v1 import AppTest
 
 from rxpredict.clinical import score_visit
 from rxpredict.forms import haq_from_items, haq_sections
-from rxpredict.store import auth, records
+from rxpredict.monitoring.alerts import AlertPolicy
+from rxpredict.monitoring.persist import save_monitor
+from rxpredict.monitoring.pipeline import fit_monitor
+from rxpredict.registry import Registry
+from rxpredict.simulate import Scenario, simulate
+from rxpredict.store import alerts, auth, records
+from rxpredict.store.audit import audit_frame
 from rxpredict.store.migrate import open_store
 from rxpredict.store.transfer import import_registry
 
@@ -345,3 +352,121 @@ def test_an_edit_that_would_break_stored_visits_is_explained_and_not_saved(app_d
     at.button(key="edit_submit").click().run()
     assert any(m.startswith("visits row") and "visit_date" in m for m in errors(at)), errors(at)
     assert records.get_patient(app_db, "EX001")["diagnosis_date"] == dt.date(2015, 3, 2)
+
+
+# --- monitoring between visits -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def monitor_home(tmp_path_factory) -> Path:
+    """A real flare-risk monitor, trained briefly on 100 simulated patients who all share wearable data, and the
+    registry of 40 other such patients. The bundle's alert threshold is 0 with 1 quiet day, so every patient
+    scored gets an alert: the tests do not hang on where a fitted threshold happens to fall."""
+    home = tmp_path_factory.mktemp("monitoring")
+    wearers = Scenario.default().replace(wearables_fraction=1.0)
+    fitted = fit_monitor(Registry.from_tables(simulate(100, seed=2, scenario=wearers, progress=False)), stride=8,
+                         epochs=1, n_members=1, progress=False)
+    save_monitor(fitted.model, AlertPolicy(quiet_days=1, threshold_=0.0), fitted.background, home / "monitor",
+                 metrics=fitted.metrics)
+    simulate(40, seed=3, scenario=wearers, out=home / "registry", progress=False)
+    return home
+
+
+@pytest.fixture()
+def monitored_db(app_db, monkeypatch, monitor_home):
+    """The app database with the 40 wearers added, and the app pointed at the monitor (and at app/, where a page run
+    on its own finds ui.py)."""
+    import_registry(app_db, monitor_home / "registry", user="test-setup")
+    monkeypatch.setenv(alerts.MONITOR_MODEL_ENV, str(monitor_home / "monitor"))
+    monkeypatch.syspath_prepend(str(APP))
+    return app_db
+
+
+def one_alert(engine) -> dict:
+    """An open alert for a wearer, as if scored on the last day with wearable data."""
+    day = alerts.latest_wearable_date(engine)
+    wearer = records.search_patients(engine, "P").get_column("patient_id")[0]
+    scores = pl.DataFrame({"patient_id": [wearer], "date": [day], "p_flare_28d": [0.31], "alert": [True],
+                           "reasons": ["steps: 7-day mean 4,100 vs usual 7,900 (-48 %)"], "shap": ['{"steps": 0.5}']})
+    alerts.record_alerts(engine, scores, model="test", user="test-setup")
+    return alerts.open_alerts(engine).row(0, named=True)
+
+
+@pytest.mark.parametrize("role", list(ROLE_USERS))
+def test_monitoring_is_for_the_clinic_roles(monitored_db, role):
+    at = page_alone(monitored_db, role, "monitoring")
+    assert not at.exception, at.exception
+    if role in ("clinic_staff", "rheumatologist", "admin"):
+        assert [t.value for t in at.title] == ["Monitoring between visits"] and not errors(at)
+        assert at.button(key="monitor_score") and at.date_input(key="monitor_day").value == alerts.latest_wearable_date(
+            monitored_db)
+    else:
+        assert errors(at) == ["the data scientist role may not open the monitoring page"] and not at.title
+
+
+def test_scoring_raises_alerts_and_acknowledging_one_is_audited(monitored_db):
+    at = app_as(monitored_db, "rheumatologist", "monitoring")
+    day = alerts.latest_wearable_date(monitored_db)
+    at.button(key="monitor_score").click().run()
+    assert not errors(at), errors(at)
+    stored = alerts.open_alerts(monitored_db)
+    assert stored.height >= 1 and set(stored["date"]) == {day}
+    assert at.success[0].value == f"Scored {stored.height} patient(s) on {day}: {stored.height} new alert(s)."
+    assert stored["model"][0] == alerts.monitor_stamp(alerts.monitor_dir()) and stored["reasons"][0]
+    assert set(at.dataframe[0].value["patient_id"]) == set(stored["patient_id"])
+    at.button(key="monitor_score").click().run()
+    assert at.success[0].value.endswith(": 0 new alert(s).")  # the same day scored twice adds nothing
+
+    first = stored.row(0, named=True)
+    at.text_input(key=f"alert_note_{first['id']}").input(NASTY[0])
+    at.button(key=f"alert_ack_{first['id']}").click().run()
+    decided = alerts.patient_alerts(monitored_db, first["patient_id"]).row(0, named=True)
+    assert (decided["status"], decided["decided_by"], decided["note"]) == ("acknowledged", "rhea", NASTY[0])
+    assert at.success[0].value == f"The alert of {first['patient_id']} on {day} is acknowledged."
+    log = audit_frame(monitored_db, table="alerts", key={"id": first["id"]})
+    assert log["action"].to_list() == ["acknowledge", "insert"] and log["user"].to_list() == ["rhea", "rhea"]
+    assert first["patient_id"] not in set(alerts.open_alerts(monitored_db)["patient_id"])
+
+
+def test_a_day_without_wearable_data_scores_nobody(monitored_db):
+    at = app_as(monitored_db, "clinic_staff", "monitoring")
+    at.date_input(key="monitor_day").set_value(dt.date(1990, 1, 1))
+    at.button(key="monitor_score").click().run()
+    assert [w.value for w in at.warning] == [
+        "Nobody has wearable data in the 56 days up to 1990-01-01: there is nobody to score."]
+    assert alerts.open_alerts(monitored_db).is_empty() and at.info[-1].value == "No open alerts."
+
+
+def test_without_a_monitor_the_page_says_how_to_make_one_and_lists_the_alerts(monitored_db, monkeypatch, tmp_path):
+    alert = one_alert(monitored_db)
+    monkeypatch.setenv(alerts.MONITOR_MODEL_ENV, str(tmp_path / "no-monitor"))
+    at = app_as(monitored_db, "clinic_staff", "monitoring")
+    assert "rxpredict monitor train" in at.info[0].value and str(tmp_path / "no-monitor") in at.info[0].value
+    assert "monitor_score" not in [b.key for b in at.button]
+    assert at.dataframe[0].value["patient_id"].tolist() == [alert["patient_id"]]
+    at.button(key=f"alert_dismiss_{alert['id']}").click().run()
+    assert alerts.patient_alerts(monitored_db, alert["patient_id"])["status"].to_list() == ["dismissed"]
+    assert at.info[-1].value == "No open alerts."
+
+
+def test_a_changed_bundle_is_refused_with_the_reason(monitored_db, monitor_home, monkeypatch, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(monitor_home / "monitor", changed)
+    (changed / "metrics.json").write_text('{"metrics": {"auroc": 0.99}}')
+    monkeypatch.setenv(alerts.MONITOR_MODEL_ENV, str(changed))
+    at = app_as(monitored_db, "admin", "monitoring")
+    assert "metrics.json was changed after the bundle was written" in errors(at)[0]
+    assert "rxpredict monitor train" in errors(at)[0] and "monitor_score" not in [b.key for b in at.button]
+
+
+def test_an_alert_opens_the_timeline_with_the_baseline_chart_and_the_alert(monitored_db):
+    alert = one_alert(monitored_db)
+    at = app_as(monitored_db, "clinic_staff", "monitoring")
+    at.button(key=f"alert_timeline_{alert['id']}").click().run()
+    assert not at.exception, at.exception
+    assert [t.value for t in at.title] == ["Patient timeline"]
+    assert at.selectbox(key="timeline_id").value == alert["patient_id"]
+    titles = [h.value for h in at.subheader]
+    assert "Wearables against the personal baseline" in titles and titles[-1] == "Flare-risk alerts"
+    chart = at.get("vega_lite_chart")[titles.index("Wearables against the personal baseline")]
+    assert '"baseline"' in chart.proto.spec and '"alert"' in chart.proto.spec
+    assert at.dataframe[0].value["status"].tolist() == ["open"]

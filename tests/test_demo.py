@@ -1,17 +1,30 @@
-"""The demo database `make run` starts the app on: simulated patients and a working login per role."""
+"""The demo database `make run` starts the app on: simulated patients, a working login per role and a monitor."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
+from sqlalchemy import func, select
 
 from rxpredict.cli import main
+from rxpredict.monitoring.persist import load_monitor
 from rxpredict.store import auth, records
+from rxpredict.store.alerts import MONITOR_MODEL_ENV, monitor_dir
+from rxpredict.store.demo import build_demo, current_monitor, ensure_demo_monitor
 from rxpredict.store.migrate import open_store
-from rxpredict.store.tables import ROLES
+from rxpredict.store.tables import REGISTRY_TABLES, ROLES
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """$RXPREDICT_HOME in the test's folder, so that no monitor is looked for or written in the real one."""
+    monkeypatch.setenv("RXPREDICT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(MONITOR_MODEL_ENV, raising=False)
+    return tmp_path / "home"
 
 
 def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "12", "--port", "8600"])
+    first = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "12", "--port", "8600", "--no-monitor"])
     assert first.exit_code == 0, first.output
     assert "http://127.0.0.1:8600" in first.output and "(12 patients)" in first.output
     logins = {line.split()[0]: line.split()[1:] for line in first.output.splitlines() if line.startswith("  ")}
@@ -21,7 +34,7 @@ def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
         assert auth.authenticate(engine, name, password, sleep=lambda s: None).role == role
     assert records.search_patients(engine, "").height == 12
 
-    again = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "30"])
+    again = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "30", "--no-monitor"])
     assert "(12 patients)" in again.output  # a filled database is kept
     name, old_password = logins["admin"]
     new_password = {line.split()[0]: line.split()[2] for line in again.output.splitlines()
@@ -29,3 +42,29 @@ def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
     assert new_password != old_password  # fresh passwords on every run
     assert auth.authenticate(engine, name, new_password, sleep=lambda s: None).name == name
     engine.dispose()
+
+
+def test_some_demo_patients_share_wearable_data_and_no_monitor_is_made_when_skipped(tmp_path, home):
+    made = build_demo(f"sqlite:///{tmp_path / 'demo.db'}", patients=12, monitor=False)
+    assert made.monitor is None and not made.monitor_trained and not monitor_dir().exists()
+    engine = open_store(made.url)
+    wearables = REGISTRY_TABLES["wearables"]
+    with engine.connect() as c:
+        wearers = c.scalar(select(func.count(func.distinct(wearables.c.patient_id))))
+    assert wearers > 0
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_the_demo_monitor_is_trained_once_and_loads(tmp_path, home):
+    lines: list[str] = []
+    assert ensure_demo_monitor(monitor_dir(), patients=100, epochs=1, progress=lines.append)
+    assert monitor_dir() == home / "models" / "monitor" and current_monitor(monitor_dir())
+    assert lines[0].startswith("Training the demo flare-risk monitor on 100 simulated patients")
+    _, policy, _, metrics = load_monitor(monitor_dir())
+    assert policy.threshold_ is not None and 0 <= metrics["auroc"] <= 1
+    assert not ensure_demo_monitor(monitor_dir(), patients=100, epochs=1)  # kept: made by this version
+    shown = CliRunner().invoke(main, ["demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--patients", "12"])
+    assert shown.exit_code == 0, shown.output
+    assert f"Flare-risk monitor: {monitor_dir()} (kept)" in shown.output
+    assert not current_monitor(tmp_path)  # a folder without a bundle

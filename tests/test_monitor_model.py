@@ -48,7 +48,8 @@ def synthetic_windows(n: int = 3000, seed: int = 0) -> tuple[Windows, np.ndarray
 @pytest.fixture(scope="module")
 def fitted():
     windows, y = synthetic_windows()
-    model = FlareRiskModel(epochs=15, patience=4, progress=False).fit(windows, y)
+    model = FlareRiskModel(n_members=2, learning_rate=2e-3, batch_size=256, epochs=15, patience=4,
+                           progress=False).fit(windows, y)
     return model, windows, y
 
 

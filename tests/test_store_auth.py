@@ -185,10 +185,10 @@ def test_set_password_and_ensure_user(store_engine):
 def test_page_roles_are_checked_server_side(role):
     user = auth.SignedIn(1, "u", role)
     expected = {
-        "clinic_staff": {"patients", "visit_entry", "timeline"},
-        "rheumatologist": {"patients", "visit_entry", "timeline"},
+        "clinic_staff": {"patients", "visit_entry", "timeline", "monitoring"},
+        "rheumatologist": {"patients", "visit_entry", "timeline", "monitoring"},
         "data_scientist": {"timeline"},
-        "admin": {"patients", "visit_entry", "timeline", "admin"},
+        "admin": {"patients", "visit_entry", "timeline", "monitoring", "admin"},
     }[role]
     for page in [*auth.PAGE_ROLES, "no_such_page"]:
         if page in expected:

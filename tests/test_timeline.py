@@ -5,11 +5,12 @@ import datetime as dt
 
 import polars as pl
 import pytest
-from polars.testing import assert_frame_equal
+from polars.testing import assert_frame_equal, assert_series_equal
 
 from rxpredict.clinical import svdh_totals, visit_scores
+from rxpredict.monitoring.baselines import personal_baselines, streams
 from rxpredict.registry import read_registry
-from rxpredict.simulate import simulate
+from rxpredict.simulate import Scenario, simulate
 from rxpredict.timeline import WEARABLE_MEASURES, patient_timeline, timeline_charts
 
 ACTIVITY, SVDH, WEARABLES = "Disease activity and treatments", "Radiographic damage (SvdH)", "Wearables (weekly means)"
@@ -97,3 +98,62 @@ def test_timeline_of_a_simulated_patient():
     assert t.wearables.get_column("days").sum() == tables["wearables"].height
     for chart in timeline_charts(t).values():
         chart.to_dict()
+
+
+# --- wearable streams against the personal baseline, with alerts ------------------------------------------------
+
+BASELINE = "Wearables against the personal baseline"
+
+
+@pytest.fixture(scope="module")
+def wearer():
+    """One simulated patient's tables, with 180 days of wearable data."""
+    frames = simulate(6, seed=3, scenario=Scenario.default().replace(wearables_fraction=1.0), progress=False)
+    patient = frames["wearables"].get_column("patient_id")[0]
+    return one_patient({n: frames[n] for n in ("patients", "visits", "treatments", "imaging", "wearables")}, patient)
+
+
+def test_each_stream_per_day_beside_the_personal_baseline(wearer):
+    t = patient_timeline(wearer)
+    days = (wearer["wearables"]["date"].max() - wearer["wearables"]["date"].min()).days + 1
+    assert t.baselines.columns == ["date", "stream", "value", "baseline", "low", "high"]
+    assert t.baselines.height == days * len(streams())
+    grid = personal_baselines(wearer["wearables"]).collect()
+    steps = t.baselines.filter(pl.col("stream") == "steps")
+    assert steps["date"].to_list() == grid["date"].to_list()
+    assert_series_equal(steps["value"], grid["steps"].cast(pl.Float64), check_names=False)  # null when not worn
+    assert steps.filter(pl.col("value").is_null()).height == grid.filter(~pl.col("worn")).height > 0
+    assert_series_equal(steps["baseline"], grid["steps_baseline"], check_names=False)
+    banded = steps.with_columns(grid["steps_scale"].alias("scale")).drop_nulls("baseline")
+    assert banded.height > 100
+    assert_series_equal(banded["low"], banded["baseline"] - banded["scale"], check_names=False)
+    assert_series_equal(banded["high"], banded["baseline"] + banded["scale"], check_names=False)
+    assert steps.filter(pl.col("baseline").is_null()).select("low", "high").drop_nulls().is_empty()
+
+def test_the_baseline_chart_replaces_the_weekly_means_and_marks_the_alerts(wearer):
+    last = wearer["wearables"]["date"].max()
+    alerts = pl.DataFrame({"id": [7, 8], "date": [last, last - dt.timedelta(days=30)], "p_flare_28d": [0.2, 0.3],
+                           "status": ["open", "dismissed"]})
+    t = patient_timeline(wearer, alerts)
+    assert t.alerts.rows() == [(last - dt.timedelta(days=30), 0.3, "dismissed"), (last, 0.2, "open")]
+    charts = timeline_charts(t)
+    assert BASELINE in charts and WEARABLES not in charts
+    spec = charts[BASELINE].to_dict()  # validates against the Vega-Lite schema
+    band, usual, values, rules = spec["spec"]["layer"]
+    assert (band["mark"]["type"], band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == (
+        "area", "low", "high")
+    assert usual["encoding"]["y"]["field"] == "baseline" and usual["mark"]["strokeDash"]
+    assert values["mark"]["invalid"] == "break-paths-show-domains"  # an unworn day is a gap, never a zero
+    assert rules["mark"]["type"] == "rule" and rules["encoding"]["color"]["field"] == "status"
+    assert {t["field"] for t in rules["encoding"]["tooltip"]} == {"date", "p_flare_28d", "status"}
+    rows = spec["datasets"][spec["data"]["name"]]
+    marked = [r for r in rows if r["kind"] == "alert"]
+    assert len(marked) == 2 * len(streams())  # every stream's panel shows both alerts
+    assert spec["params"][0]["bind"] == "scales" and spec["resolve"]["scale"]["y"] == "independent"
+
+
+def test_without_alerts_no_rules_and_too_few_days_for_a_baseline_keep_the_weekly_means(wearer, example):
+    assert len(timeline_charts(patient_timeline(wearer))[BASELINE].to_dict()["spec"]["layer"]) == 3
+    t = patient_timeline(one_patient(example.tables, "EX001"))  # 14 days: a baseline needs 14 in the 56 before a week
+    assert t.baselines.height == 14 * len(streams()) and t.baselines["baseline"].null_count() == t.baselines.height
+    assert BASELINE not in timeline_charts(t) and WEARABLES in timeline_charts(t)

@@ -18,21 +18,29 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rxpredict.models.encoding import PiecewiseLinearEncoder
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.params import ParamsMixin
 from rxpredict.models.platt import platt_apply, platt_fit
 from rxpredict.models.training import train_early_stopping
 from rxpredict.monitoring.windows import Windows
 
-Z_LIMIT = 6.0
 LAST_DAYS = 7
 
 
 class FlareNetwork(nn.Module):
-    """Dilated 1-D convolutions over the days, masked pooling, and a head over pooled states and tabular inputs."""
+    """Wide and deep: a linear term on the encoded tabular inputs, plus a head over the convolved days.
 
-    def __init__(self, n_channels: int, n_tabular: int, hidden: int = 32, dropout: float = 0.1) -> None:
+    The deep part runs dilated 1-D convolutions over the days, pools them
+    with the observed-day mask (all days, the last 7, the last day) and joins
+    them with an embedding of the tabular inputs.
+    """
+
+    def __init__(self, n_channels: int, n_tabular: int, hidden: int = 32, dropout: float = 0.1,
+                 day_dropout: float = 0.0) -> None:
         super().__init__()
+        self.day_dropout = day_dropout
+        self.wide = nn.Linear(n_tabular, 1)
         self.conv = nn.Sequential(
             nn.Conv1d(n_channels, hidden, kernel_size=5, padding=2), nn.ReLU(),
             nn.Conv1d(hidden, hidden, kernel_size=5, padding=4, dilation=2), nn.ReLU(),
@@ -49,36 +57,48 @@ class FlareNetwork(nn.Module):
         last = torch.zeros_like(seen)
         last[:, :, -LAST_DAYS:] = 1.0
         states = [pool(seen), pool(seen * last), h[:, :, -1], self.tabular(tabular)]
-        return self.head(torch.cat(states, dim=1)).squeeze(1)
+        return (self.wide(tabular) + self.head(torch.cat(states, dim=1))).squeeze(1)
 
 
 class FlareRiskModel(ParamsMixin):
     """Calibrated probability of a flare within 28 days (scikit-learn conventions: parameters here, state in ``_``).
 
+    An ensemble: each member holds out a different random share of the
+    patients to stop its training; its predictions for them are out of bag,
+    and the Platt calibration is fitted on those. The members' log-odds are
+    averaged.
+
     Parameters
     ----------
     hidden : width of the convolutions and the head
     dropout : dropout before the head
+    day_dropout : share of days hidden at random while training (an unworn day), against over-fitting
+    n_bins : bins of the piecewise-linear encoding of each summary and context column
+    n_members : networks in the ensemble
     epochs, batch_size, learning_rate, weight_decay, patience : training (AdamW, early stopping)
-    validation_fraction : share of patients held out to stop training and fit the calibration
+    validation_fraction : share of patients each member holds out
     seed : seeds numpy and torch
     progress : show a progress bar while training
 
     Attributes
     ----------
     tabular_names_ : the summary and context columns, in the network's order
-    mean_, scale_ : their standardisation (training rows)
-    calibration_ : (intercept, slope) of the Platt recalibration, fitted on the held-out patients
-    network_ : the fitted torch module
-    history_ : (epoch, training loss, validation loss)
-    validation_ : the held-out rows' patient_id, date, label and calibrated probability
+    encoder_ : their piecewise-linear encoding (bins at the training quantiles)
+    calibration_ : (intercept, slope) of the Platt recalibration, fitted out of bag
+    networks_ : the fitted torch modules
+    history_ : per member, (epoch, training loss, validation loss)
+    validation_ : the out-of-bag rows' patient_id, date, label and calibrated probability
     """
 
-    def __init__(self, hidden: int = 32, dropout: float = 0.1, epochs: int = 60, batch_size: int = 256,
-                 learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 6,
-                 validation_fraction: float = 0.25, seed: int = 0, progress: bool = True) -> None:
+    def __init__(self, hidden: int = 16, dropout: float = 0.5, day_dropout: float = 0.2, n_bins: int = 8,
+                 n_members: int = 3, epochs: int = 80, batch_size: int = 1024, learning_rate: float = 3e-4,
+                 weight_decay: float = 5e-2, patience: int = 6, validation_fraction: float = 0.25, seed: int = 0,
+                 progress: bool = True) -> None:
         self.hidden = hidden
         self.dropout = dropout
+        self.day_dropout = day_dropout
+        self.n_bins = n_bins
+        self.n_members = n_members
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -92,15 +112,18 @@ class FlareRiskModel(ParamsMixin):
     def _tabular_frame(self, windows: Windows) -> pl.DataFrame:
         return pl.concat([windows.summary, windows.context], how="horizontal")
 
+    def _raw_tabular(self, windows: Windows) -> np.ndarray:
+        return self._tabular_frame(windows).select(self.tabular_names_).cast(pl.Float64).to_numpy()
+
     def tabular(self, windows: Windows) -> np.ndarray:
-        """Standardised summary and context columns (NaN -> 0, the training mean), clipped to +/- 6."""
-        _check_fitted(self, "network_")
-        X = self._tabular_frame(windows).select(self.tabular_names_).cast(pl.Float64).to_numpy()
-        return np.clip(np.nan_to_num((X - self.mean_) / self.scale_), -Z_LIMIT, Z_LIMIT).astype(np.float32)
+        """The summary and context columns, piecewise-linearly encoded (a missing value has its own flag)."""
+        _check_fitted(self, "encoder_")
+        return self.encoder_.transform(self._raw_tabular(windows))
 
     def new_network(self) -> FlareNetwork:
         """An untrained network shaped for this model's inputs (for training or loading weights)."""
-        return FlareNetwork(self.n_channels_, len(self.tabular_names_), self.hidden, self.dropout)
+        return FlareNetwork(self.n_channels_, len(self.encoder_.feature_of_), self.hidden, self.dropout,
+                            self.day_dropout)
 
     # ----- fit ----------------------------------------------------------------------------------------------
     def fit(self, windows: Windows, labels: np.ndarray) -> "FlareRiskModel":
@@ -112,40 +135,40 @@ class FlareRiskModel(ParamsMixin):
             raise ValueError(f"{len(windows)} labelled patient-days with {int(y.sum())} flares: too few to fit")
         frame = self._tabular_frame(windows)
         self.tabular_names_ = [c for c in frame.columns if frame[c].drop_nulls().n_unique() > 1]
-        X = frame.select(self.tabular_names_).cast(pl.Float64).to_numpy()
-        self.mean_ = np.nan_to_num(np.nanmean(X, axis=0))
-        self.scale_ = np.nan_to_num(np.nanstd(X, axis=0), nan=1.0)
-        self.scale_[self.scale_ == 0] = 1.0
+        self.encoder_ = PiecewiseLinearEncoder(self.n_bins).fit(self._raw_tabular(windows))
         self.n_channels_ = windows.sequence.shape[2]
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
+        sequence, tabular = windows.sequence, self.tabular(windows)
+        data = [torch.from_numpy(sequence), torch.from_numpy(tabular), torch.from_numpy(y)]
         patient = windows.keys["patient_id"].to_numpy()
         patients = np.unique(patient)
-        held = rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False)
-        is_held = np.isin(patient, held)
-        self.network_ = self.new_network()
-        data = [torch.from_numpy(windows.sequence), torch.from_numpy(self.tabular(windows)), torch.from_numpy(y)]
-        self.history_ = train_early_stopping(
-            self.network_, _loss, data, np.flatnonzero(~is_held), np.flatnonzero(is_held), rng, epochs=self.epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-            patience=self.patience, description="training flare-risk model", progress=self.progress)
-        self.calibration_ = (0.0, 1.0)
-        raw = self.predict_proba(windows.take(np.flatnonzero(is_held)))
-        self.calibration_ = platt_fit(raw, y[is_held])
-        self.validation_ = windows.keys.filter(pl.Series(is_held)).with_columns(
-            pl.Series("flare", y[is_held].astype(bool)), pl.Series("p_flare_28d", platt_apply(raw, *self.calibration_)))
+        self.networks_, self.history_ = [], []
+        oob_sum, oob_count = np.zeros(len(y)), np.zeros(len(y))
+        for member in range(self.n_members):
+            held = rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False)
+            is_held = np.isin(patient, held)
+            network = self.new_network()
+            self.history_.append(train_early_stopping(
+                network, _loss, data, np.flatnonzero(~is_held), np.flatnonzero(is_held), rng, epochs=self.epochs,
+                batch_size=self.batch_size, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+                patience=self.patience, progress=self.progress,
+                description=f"training flare-risk model {member + 1}/{self.n_members}"))
+            self.networks_.append(network)
+            oob_sum[is_held] += _batched(network, sequence[is_held], tabular[is_held])
+            oob_count[is_held] += 1
+        seen = oob_count > 0
+        raw = 1 / (1 + np.exp(-oob_sum[seen] / oob_count[seen]))
+        self.calibration_ = platt_fit(raw, y[seen])
+        self.validation_ = windows.keys.filter(pl.Series(seen)).with_columns(
+            pl.Series("flare", y[seen].astype(bool)), pl.Series("p_flare_28d", platt_apply(raw, *self.calibration_)))
         return self
 
     # ----- predict ------------------------------------------------------------------------------------------
     def log_odds(self, sequence: np.ndarray, tabular: np.ndarray) -> np.ndarray:
-        """The network's uncalibrated log-odds for prepared inputs, in batches."""
-        _check_fitted(self, "network_")
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(sequence), 4096):
-                out.append(self.network_(torch.from_numpy(sequence[start:start + 4096]),
-                                         torch.from_numpy(tabular[start:start + 4096])).numpy())
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        """The members' mean uncalibrated log-odds for prepared inputs."""
+        _check_fitted(self, "networks_")
+        return np.mean([_batched(network, sequence, tabular) for network in self.networks_], axis=0)
 
     def predict_proba(self, windows: Windows) -> np.ndarray:
         """Calibrated P(flare within 28 days) per window."""
@@ -153,6 +176,19 @@ class FlareRiskModel(ParamsMixin):
         return platt_apply(1 / (1 + np.exp(-z.astype(np.float64))), *self.calibration_)
 
 
-def _loss(network: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+def _batched(network: FlareNetwork, sequence: np.ndarray, tabular: np.ndarray, size: int = 4096) -> np.ndarray:
+    """One network's log-odds, in batches."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(sequence), size):
+            out.append(network(torch.from_numpy(sequence[start:start + size]),
+                               torch.from_numpy(tabular[start:start + size])).numpy().astype(np.float64))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _loss(network: FlareNetwork, batch: list[torch.Tensor]) -> torch.Tensor:
     sequence, tabular, y = batch
+    if network.training and network.day_dropout > 0:  # days dropped at random, as if the device was not worn
+        kept = (torch.rand(sequence.shape[0], sequence.shape[1], 1) >= network.day_dropout).to(sequence.dtype)
+        sequence = sequence * kept
     return F.binary_cross_entropy_with_logits(network(sequence, tabular), y)

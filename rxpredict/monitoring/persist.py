@@ -14,15 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from rxpredict.bundle import library_versions, verified_config, write_bundle
+from rxpredict.bundle import library_versions, load_members, save_members, verified_config, write_bundle
 from rxpredict.exceptions import BundleError
+from rxpredict.models.encoding import PiecewiseLinearEncoder
 from rxpredict.monitoring.alerts import AlertPolicy
 from rxpredict.monitoring.model import FlareRiskModel
 from rxpredict.schemas import load_contract
 
 KIND = "FlareRiskModel"
+#: Raised whenever what the bundle's files mean changes (3: an ensemble on piecewise-linear encoded inputs).
+MONITOR_FORMAT = 3
 
 
 def _card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -58,20 +60,20 @@ def save_monitor(model: FlareRiskModel, policy: AlertPolicy, background: tuple[n
                  directory: str | Path, *, metrics: dict[str, Any] | None = None,
                  training: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write the fitted model, its fitted alert policy and the SHAP background (sequence, tabular) to ``directory``."""
-    if policy.threshold_ is None or not hasattr(model, "network_"):
+    if policy.threshold_ is None or not hasattr(model, "networks_"):
         raise BundleError("fit the model and its alert policy before saving them")
     config = {
-        "kind": KIND, "params": model.get_params(), "tabular_names": model.tabular_names_,
+        "kind": KIND, "monitor_format": MONITOR_FORMAT, "params": model.get_params(), "tabular_names": model.tabular_names_,
         "n_channels": model.n_channels_, "calibration": list(model.calibration_),
         "policy": {"threshold": policy.threshold_, "budget_per_month": policy.budget_per_month,
                    "quiet_days": policy.quiet_days},
         "schema_version": load_contract().version, "versions": library_versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "training": training or {},
     }
-    arrays = {"mean": model.mean_, "scale": model.scale_, "background_sequence": background[0],
+    arrays = {"edges": model.encoder_.edges_, "background_sequence": background[0],
               "background_tabular": background[1]}
     files = {
-        "weights.pt": lambda path: torch.save(model.network_.state_dict(), path),
+        "weights.pt": lambda path: save_members(model.networks_, path),
         "arrays.npz": lambda path: np.savez(path, **arrays),
         "config.json": lambda path: path.write_text(json.dumps(config, indent=2) + "\n"),
         "metrics.json": lambda path: path.write_text(json.dumps({"metrics": metrics or {}}, indent=2) + "\n"),
@@ -86,15 +88,16 @@ def load_monitor(directory: str | Path) -> tuple[FlareRiskModel, AlertPolicy, tu
     config = verified_config(directory)
     if config.get("kind") != KIND:
         raise BundleError(f"{directory}: a {config.get('kind')} bundle, not a flare-risk model")
+    if config.get("monitor_format") != MONITOR_FORMAT:
+        raise BundleError(f"{directory}: a flare-risk bundle of format {config.get('monitor_format')}, this rxpredict "
+                          f"reads format {MONITOR_FORMAT}; train it again")
     model = FlareRiskModel(**config["params"])
     model.tabular_names_, model.n_channels_ = config["tabular_names"], config["n_channels"]
     model.calibration_ = tuple(config["calibration"])
     with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
-        model.mean_, model.scale_ = arrays["mean"], arrays["scale"]
+        model.encoder_ = PiecewiseLinearEncoder(model.n_bins).set_edges(arrays["edges"])
         background = (arrays["background_sequence"], arrays["background_tabular"])
-    model.network_ = model.new_network()
-    model.network_.load_state_dict(torch.load(directory / "weights.pt", weights_only=True))
-    model.network_.eval()
+    model.networks_ = load_members(directory / "weights.pt", model.new_network, model.n_members)
     model.history_ = []
     policy = AlertPolicy(budget_per_month=config["policy"]["budget_per_month"],
                          quiet_days=config["policy"]["quiet_days"], threshold_=config["policy"]["threshold"])

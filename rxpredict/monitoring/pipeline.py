@@ -91,6 +91,9 @@ def score_patients(model: FlareRiskModel, policy: AlertPolicy, background: tuple
     if patients is not None:
         active = active.filter(pl.col("patient_id").is_in(patients))
     ids = active.select("patient_id").unique().sort("patient_id").collect()
+    if ids.is_empty():
+        return pl.DataFrame(schema={"patient_id": pl.String, "date": pl.Date, "p_flare_28d": pl.Float64,
+                                    "alert": pl.Boolean, "reasons": pl.String, "shap": pl.String})
     replay = pl.date_range(at - dt.timedelta(days=policy.quiet_days - 1), at, eager=True).alias("date")
     keys = ids.join(replay.to_frame(), how="cross")
     windows = build_windows(registry, keys)

@@ -32,16 +32,17 @@ BACKGROUND_SIZE = 64
 
 
 def _groups(model: FlareRiskModel, sequence_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Group name -> (its sequence channels, its tabular columns)."""
+    """Group name -> (its sequence channels, its encoded tabular columns)."""
+    feature_of = model.encoder_.feature_of_
+    columns_of = {n: np.flatnonzero(feature_of == i) for i, n in enumerate(model.tabular_names_)}
     out = {}
     for s in streams():
         channels = np.array([i for i, n in enumerate(sequence_names) if n.startswith(f"{s}_")])
-        columns = np.array([i for i, n in enumerate(model.tabular_names_) if n.startswith(f"{s}_")], dtype=int)
-        out[s] = (channels, columns)
-    taken = {int(i) for _, cols in out.values() for i in cols}
-    for i, n in enumerate(model.tabular_names_):
-        if i not in taken:
-            out[n] = (np.array([], dtype=int), np.array([i]))
+        mine = [cols for n, cols in columns_of.items() if n.startswith(f"{s}_")]
+        out[s] = (channels, np.concatenate(mine) if mine else np.array([], dtype=int))
+    for n, cols in columns_of.items():
+        if not any(n.startswith(f"{s}_") for s in streams()):
+            out[n] = (np.array([], dtype=int), cols)
     return out
 
 

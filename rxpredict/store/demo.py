@@ -1,45 +1,109 @@
-"""A demo database for ``make run``: simulated patients and one login per role, with passwords made now.
+"""A demo database for ``make run``: simulated patients, one login per role with passwords made now, and a
+flare-risk monitor for the Monitoring page.
 
 Passwords are generated afresh on every call (``secrets``), printed once by
 the command line and stored only as argon2 hashes: none is ever committed.
+The monitor is trained once, on a simulated registry of its own (not the
+demo's patients), and kept where the app looks for it
+(:func:`rxpredict.store.alerts.monitor_dir`) until rxpredict's version changes.
 """
 from __future__ import annotations
 
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 
-from rxpredict.simulate import simulate
+from rxpredict import __version__
+from rxpredict.bundle import verified_config
+from rxpredict.exceptions import BundleError
+from rxpredict.monitoring.persist import KIND, save_monitor
+from rxpredict.monitoring.pipeline import fit_monitor
+from rxpredict.registry import Registry
+from rxpredict.simulate import Scenario, simulate
 from rxpredict.store import auth
+from rxpredict.store.alerts import load_active_monitor, monitor_dir
 from rxpredict.store.engine import database_url
 from rxpredict.store.migrate import open_store
 from rxpredict.store.tables import REGISTRY_TABLES, ROLES
 from rxpredict.store.transfer import import_registry
 
 DEMO_PATIENTS = 120
+#: Share of the demo's patients with wearable data (the simulator's default is 8 %), so that some are monitored.
+DEMO_WEARABLES_FRACTION = 0.75
 SETUP_USER = "demo-setup"
+#: The demo monitor's training registry and budget: small enough to train in well under a minute on two cores.
+MONITOR_PATIENTS = 1_500
+MONITOR_EPOCHS = 4
+MONITOR_STRIDE = 6
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class Demo:
-    """Where the demo database is, how many patients it holds, and a (name, password) per role."""
+    """Where the demo database is, how many patients it holds, a (name, password) per role, and the monitor:
+    where it is (None when skipped) and whether it was trained by this call (else kept)."""
 
     url: str
     patients: int
     logins: dict[str, tuple[str, str]]
+    monitor: Path | None = None
+    monitor_trained: bool = False
 
 
-def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: int = 0) -> Demo:
-    """Fill an empty database from the simulator (a database already holding patients is kept) and reset demo logins."""
+def current_monitor(directory: Path) -> bool:
+    """Whether ``directory`` holds an intact flare-risk bundle written by this version of rxpredict that loads.
+
+    Loading it too catches a bundle whose arrays or weights no longer fit the model of a source tree
+    changed since (the version number stays the same between releases).
+    """
+    try:
+        config = verified_config(directory)
+        load_active_monitor(directory)
+    except (BundleError, OSError):
+        return False
+    return config.get("kind") == KIND and config.get("versions", {}).get("rxpredict") == __version__
+
+
+def ensure_demo_monitor(directory: Path, *, patients: int = MONITOR_PATIENTS, epochs: int = MONITOR_EPOCHS,
+                        seed: int = 1, progress: Progress | None = None) -> bool:
+    """Train a flare-risk monitor into ``directory`` unless a current one is there; whether it trained one.
+
+    It learns from ``patients`` simulated patients who all share wearable
+    data. ``progress`` receives a line before and after, and turns on the
+    progress bars (on stderr); None trains silently.
+    """
+    if current_monitor(directory):
+        return False
+    say = progress or (lambda line: None)
+    say(f"Training the demo flare-risk monitor on {patients:,} simulated patients (once; it is kept in {directory})")
+    frames = simulate(patients, seed=seed, scenario=Scenario.default().replace(wearables_fraction=1.0),
+                      progress=progress is not None)
+    fitted = fit_monitor(Registry.from_tables(frames), stride=MONITOR_STRIDE, seed=seed, progress=progress is not None,
+                         epochs=epochs, n_members=1)
+    save_monitor(fitted.model, fitted.policy, fitted.background, directory, metrics=fitted.metrics,
+                 training=fitted.training, overwrite=True)
+    say(f"Monitor trained: held-out AUROC {fitted.metrics['auroc']:.2f}, "
+        f"{fitted.metrics['alerts_per_patient_month']:.2f} alerts per patient-month")
+    return True
+
+
+def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: int = 0, monitor: bool = True,
+               progress: Progress | None = None) -> Demo:
+    """Fill an empty database from the simulator (a database already holding patients is kept), reset demo logins
+    and, with ``monitor``, make sure a current demo monitor is in place (see :func:`ensure_demo_monitor`)."""
     url = database_url(url)
     engine = open_store(url)
     with engine.connect() as c:
         stored = c.scalar(select(func.count()).select_from(REGISTRY_TABLES["patients"]))
     if not stored:
+        scenario = Scenario.default().replace(wearables_fraction=DEMO_WEARABLES_FRACTION)
         with tempfile.TemporaryDirectory(prefix="rxpredict-demo-") as tmp:
-            simulate(patients, seed=seed, out=tmp, progress=False)
+            simulate(patients, seed=seed, scenario=scenario, out=tmp, progress=False)
             stored = import_registry(engine, tmp, user=SETUP_USER)["patients"]
     logins = {}
     for role in ROLES:
@@ -47,4 +111,7 @@ def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: i
         auth.ensure_user(engine, name, role, password, by=SETUP_USER)
         logins[role] = (name, password)
     engine.dispose()
-    return Demo(url=url, patients=stored, logins=logins)
+    if not monitor:
+        return Demo(url=url, patients=stored, logins=logins)
+    trained = ensure_demo_monitor(monitor_dir(), seed=seed + 1, progress=progress)
+    return Demo(url=url, patients=stored, logins=logins, monitor=monitor_dir(), monitor_trained=trained)

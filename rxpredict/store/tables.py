@@ -1,4 +1,5 @@
-"""The app database's tables: the registry tables of ``data_schemas/`` plus users, login sessions, the audit log and patient versions.
+"""The app database's tables: the registry tables of ``data_schemas/`` plus users, login sessions, the audit log,
+patient versions and the flare-risk monitor's alerts.
 
 The registry tables are derived from the data contract (column names, types,
 nullability, primary and foreign keys), so the database cannot drift from
@@ -10,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, Double, ForeignKey,
-                        ForeignKeyConstraint, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text)
+                        ForeignKeyConstraint, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rxpredict.schemas import Contract, TableSchema, load_contract
 
 #: Roles a user can hold, from least to most privileged in data terms.
 ROLES = ("clinic_staff", "rheumatologist", "data_scientist", "admin")
+#: An alert's status: open until someone acknowledges (will act on it) or dismisses it.
+ALERT_STATUSES = ("open", "acknowledged", "dismissed")
 
 #: Table Schema field types and the SQL type that stores them.
 SQL_TYPES = {"string": String, "integer": Integer, "number": Double, "boolean": Boolean, "date": Date}
@@ -118,3 +122,26 @@ class PatientVersion(Base):
     values: Mapped[str] = mapped_column(Text)
     changed_by: Mapped[str | None] = mapped_column(String(64))
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Alert(Base):
+    """A flare-risk alert on one patient-day: the monitor's risk and reasons, and what the clinic decided about it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({', '.join(repr(s) for s in ALERT_STATUSES)})", name="status"),
+        UniqueConstraint("patient_id", "date"),  # one alert per patient-day, whoever scores it
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.patient_id", ondelete="RESTRICT"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    p_flare_28d: Mapped[float] = mapped_column(Double)
+    reasons: Mapped[str] = mapped_column(Text)
+    shap: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)

@@ -98,8 +98,12 @@ def _snapshot(engine: Engine) -> Connection:
     return engine.connect()  # SQLite in WAL mode: one read transaction is one snapshot
 
 
+def registry_tables(engine: Engine) -> dict[str, pl.DataFrame]:
+    """Every registry table of the database, read from one snapshot."""
+    with _snapshot(engine) as connection, connection.begin():
+        return {name: _read_table(connection, name) for name in REGISTRY_TABLES}
+
+
 def export_registry(engine: Engine, out_dir: str | Path, *, format: Literal["parquet", "csv"] = "parquet") -> Path:
     """Write every registry table of the database to ``out_dir`` as a registry (one file per table)."""
-    with _snapshot(engine) as connection, connection.begin():
-        tables = {name: _read_table(connection, name) for name in REGISTRY_TABLES}
-    return write_registry(tables, out_dir, format=format)
+    return write_registry(registry_tables(engine), out_dir, format=format)
