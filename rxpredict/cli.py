@@ -126,7 +126,7 @@ def dictionary(out: Path | None, check: bool) -> None:
 @click.option("--chunk-size", type=click.IntRange(min=100), default=20_000, show_default=True,
               help="Patients simulated and written at a time (bounds memory).")
 def simulate(n_patients: int, seed: int, out: Path, scenario: str, chunk_size: int) -> None:
-    """Write a synthetic registry (six tables) with its oracle and answer key."""
+    """Write a synthetic registry (six tables) with its oracles (response, flare risk), answer key and flares."""
     from rxpredict.simulate import Scenario
     from rxpredict.simulate import simulate as run
 
