@@ -1,0 +1,159 @@
+"""Flare-risk monitor against its two baselines and the oracle, on the simulator's held-out patients; scoring speed.
+
+Simulates a registry (default scenario), fits the monitor (rxpredict.monitoring.fit_monitor: 75 % of the
+wearable patients for training, 25 % held out), and on the same training days fits the two baselines the
+issue names: the last visit's DAS28 alone (logistic regression) and LightGBM on the summary features and
+context (the same tabular inputs the network gets, without the daily sequence), Platt-calibrated on a
+held-out share of the training patients like the network. All are scored on every labelled day of the
+held-out patients: AUROC, ECE (10 bins), Brier; the oracle's own AUROC on those days where the simulator
+writes one. The alert policy at the default budget (one alert per patient-month) gives sensitivity, median
+lead time and PPV. Speed: the probability on one date for 10,000 patients with wearables, from their last
+56 days (windows built from the registry and scored), and the full ``score_patients`` (policy replay).
+
+    python benchmarks/bench_monitor.py [--patients 20000] [--seed 0] [--no-record]
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.record import arguments, record, report  # noqa: E402
+from rxpredict.metrics import auroc, brier, expected_calibration_error  # noqa: E402
+from rxpredict.models.platt import platt_apply, platt_fit  # noqa: E402
+from rxpredict.monitoring.flares import flare_labels  # noqa: E402
+from rxpredict.monitoring.pipeline import fit_monitor, score_patients  # noqa: E402
+from rxpredict.monitoring.windows import build_windows  # noqa: E402
+from rxpredict.registry import Registry  # noqa: E402
+from rxpredict.simulate import simulate  # noqa: E402
+from rxpredict.simulate.scenario import Scenario  # noqa: E402
+
+SPEED_PATIENTS = 10_000
+
+
+def _figures(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {"auroc": auroc(y, p), "ece": expected_calibration_error(y, p), "brier": brier(y, p)}
+
+
+def baselines(registry: Registry, fitted, seed: int) -> dict[str, dict[str, float]]:
+    """Last-visit DAS28 and LightGBM fitted on the monitor's training days, scored on its held-out days."""
+    import lightgbm as lgb
+    from sklearn.linear_model import LogisticRegression
+
+    held = fitted.held_out
+    train = (registry["wearables"].select("patient_id", "date")
+             .join(held.select("patient_id").unique(), on="patient_id", how="anti"))
+    train = flare_labels(train, registry).filter(pl.col("flare").is_not_null()).gather_every(2)
+    w_train = build_windows(registry, train.select("patient_id", "date"))
+    w_test = build_windows(registry, held.select("patient_id", "date"))
+    y_train, y_test = train["flare"].to_numpy().astype(int), held["flare"].to_numpy().astype(int)
+    rng = np.random.default_rng(seed)
+    patients = train["patient_id"].unique().sort().to_numpy()
+    calib = np.isin(train["patient_id"].to_numpy(), rng.choice(patients, len(patients) // 4, replace=False))
+
+    def tabular(w):
+        return pl.concat([w.summary, w.context], how="horizontal").cast(pl.Float64).to_numpy()
+
+    def last_das28(w):
+        d = w.context["last_das28"].to_numpy()
+        return np.column_stack([np.nan_to_num(d, nan=np.nanmean(d)), np.isnan(d)])
+
+    out = {}
+    for name, make, features in [
+        ("last visit DAS28", lambda: LogisticRegression(), last_das28),
+        ("LightGBM summary", lambda: lgb.LGBMClassifier(n_estimators=400, learning_rate=0.03, num_leaves=15,
+                                                        min_child_samples=100, subsample=0.8, subsample_freq=1,
+                                                        colsample_bytree=0.8, random_state=seed, verbose=-1),
+         tabular),
+    ]:
+        X_train, X_test = features(w_train), features(w_test)
+        model = make().fit(X_train[~calib], y_train[~calib])
+        intercept, slope = platt_fit(model.predict_proba(X_train[calib])[:, 1], y_train[calib])
+        out[name] = _figures(y_test, platt_apply(model.predict_proba(X_test)[:, 1], intercept, slope))
+    return out
+
+
+def oracle_auroc(frames: dict[str, pl.DataFrame], held: pl.DataFrame) -> float | None:
+    if "flare_oracle" not in frames:
+        return None
+    oracle = frames["flare_oracle"].select("patient_id", "date", pl.col("p_flare_28d").alias("p_oracle"))
+    truth = held.join(oracle, on=["patient_id", "date"], how="inner")
+    return auroc(truth["flare"].to_numpy().astype(int), truth["p_oracle"].to_numpy()) if truth.height else None
+
+
+def speed(fitted, seed: int) -> tuple[float, float]:
+    frames = simulate(SPEED_PATIENTS, seed=seed + 1, scenario=Scenario.default().replace(wearables_fraction=1.0),
+                      progress=False)
+    registry = Registry.from_tables(frames)
+    at = registry["wearables"]["date"].max()
+    keys = registry["wearables"].filter(pl.col("date") > at - pl.duration(days=56)).select("patient_id").unique()
+    keys = keys.with_columns(pl.lit(at).alias("date"))
+    t0 = time.perf_counter()
+    fitted.model.predict_proba(build_windows(registry, keys))
+    one_day = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    score_patients(fitted.model, fitted.policy, fitted.background, registry, at, reasons=False)
+    return one_day, time.perf_counter() - t0
+
+
+def main() -> None:
+    args = arguments(__doc__).parse_args()
+    t0 = time.perf_counter()
+    frames = simulate(args.patients, seed=args.seed, progress=False)
+    registry = Registry.from_tables(frames)
+    fitted = fit_monitor(registry, seed=args.seed, progress=True)
+    fit_seconds = time.perf_counter() - t0
+    held = fitted.held_out
+    ours = _figures(held["flare"].to_numpy().astype(int), held["p_flare_28d"].to_numpy())
+    peers = baselines(registry, fitted, args.seed)
+    oracle = oracle_auroc(frames, held)
+    one_day, full = speed(fitted, args.seed)
+    m = fitted.metrics
+    best_peer = max(v["auroc"] for v in peers.values())
+    rows = [
+        {"figure": "temporal network: AUROC, flare within 28 days (held-out patients)", "value": ours["auroc"],
+         "unit": "", "target": f"> LightGBM ({peers['LightGBM summary']['auroc']:.3f}) and >= last visit + 0.08 "
+                               f"({peers['last visit DAS28']['auroc'] + 0.08:.3f})",
+         "met": bool(ours["auroc"] > best_peer and ours["auroc"] >= peers["last visit DAS28"]["auroc"] + 0.08)},
+        {"figure": "temporal network: ECE", "value": ours["ece"], "unit": "", "target": "<= 0.03",
+         "met": bool(ours["ece"] <= 0.03)},
+        *({"figure": f"{name}: AUROC", "value": v["auroc"], "unit": "", "target": "", "met": None}
+          for name, v in peers.items()),
+        {"figure": "alerts per patient-month (budget 1)", "value": m["alerts_per_patient_month"], "unit": "",
+         "target": "<= 1", "met": bool(m["alerts_per_patient_month"] <= 1.0)},
+        {"figure": "alert sensitivity (flares with an alert in the 28 days before)", "value": m["sensitivity"],
+         "unit": "", "target": "reported", "met": None},
+        {"figure": "median lead time, alert to flare", "value": m["median_lead_days"], "unit": "days",
+         "target": "reported", "met": None},
+        {"figure": "alert PPV (a flare within 28 days)", "value": m["ppv"], "unit": "", "target": "reported",
+         "met": None},
+        {"figure": f"score {SPEED_PATIENTS:,} patients' last 56 days (one date)", "value": one_day, "unit": "s",
+         "target": "< 10 s", "met": bool(one_day < 10)},
+        {"figure": f"score_patients for {SPEED_PATIENTS:,} patients (with the 14-day alert replay)", "value": full,
+         "unit": "s", "target": "", "met": None},
+        {"figure": "simulate + fit the monitor", "value": fit_seconds, "unit": "s", "target": "", "met": None},
+    ]
+    if oracle is not None:
+        rows.insert(2, {"figure": "oracle: AUROC on the same days", "value": oracle, "unit": "", "target": "",
+                        "met": None})
+    table = ["| model | AUROC | ECE | Brier |", "| --- | --- | --- | --- |",
+             f"| temporal network (ours) | {ours['auroc']:.3f} | {ours['ece']:.3f} | {ours['brier']:.4f} |"]
+    table += [f"| {name} | {v['auroc']:.3f} | {v['ece']:.3f} | {v['brier']:.4f} |" for name, v in peers.items()]
+    if oracle is not None:
+        table.append(f"| oracle | {oracle:.3f} | | |")
+    held_text = (f"{held.height:,} held-out patient-days of {held['patient_id'].n_unique():,} patients, "
+                 f"flare rate {held['flare'].mean():.3f}")
+    command = f"python benchmarks/bench_monitor.py --patients {args.patients} --seed {args.seed}"
+    report("monitor", command, rows, store=False)
+    print(held_text)
+    print("\n".join(table))
+    if not args.no_record:
+        record("monitor", command, rows, sections=[held_text, "\n".join(table)])
+
+
+if __name__ == "__main__":
+    main()
