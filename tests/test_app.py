@@ -32,6 +32,7 @@ def app_db(tmp_path, monkeypatch, example_dir):
     """A SQLite app database holding the example registry and one user per role; the app reads its URL from the env."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
     monkeypatch.setenv("RXPREDICT_DATABASE_URL", url)
+    monkeypatch.syspath_prepend(str(APP))  # a page run on its own imports ``ui`` as the router's pages do
     engine = open_store(url)
     import_registry(engine, example_dir, user="test-setup")
     for role, name in ROLE_USERS.items():
@@ -342,6 +343,10 @@ def test_admin_adds_a_user_and_reads_the_audit_log(app_db):
     assert [a.name for a in auth.list_users(app_db) if a.name == "newbie"] == ["newbie"]
     log = at.dataframe[1].value
     assert {"import", "login"} <= set(log["action"])
+    tables = at.selectbox(key="audit_table").options
+    assert tables[0] == "(all)" and {"patients", "users"} <= set(tables[1:])
+    at.selectbox(key="audit_table").select("users").run()
+    assert set(at.dataframe[1].value["table"]) == {"users"}
 
 
 def test_an_edit_that_would_break_stored_visits_is_explained_and_not_saved(app_db):
@@ -373,11 +378,9 @@ def monitor_home(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def monitored_db(app_db, monkeypatch, monitor_home):
-    """The app database with the 40 wearers added, and the app pointed at the monitor (and at app/, where a page run
-    on its own finds ui.py)."""
+    """The app database with the 40 wearers added, and the app pointed at the monitor."""
     import_registry(app_db, monitor_home / "registry", user="test-setup")
     monkeypatch.setenv(alerts.MONITOR_MODEL_ENV, str(monitor_home / "monitor"))
-    monkeypatch.syspath_prepend(str(APP))
     return app_db
 
 

@@ -30,6 +30,6 @@ with accounts:
         st.success(f"Unlocked {locked}.")
 
 with log:
-    table = st.selectbox("Table", ["(all)", "patients", "visits", "treatments", "imaging", "users"], key="audit_table")
+    table = st.selectbox("Table", ["(all)", *audit.audited_tables(engine())], key="audit_table")
     st.dataframe(audit.audit_frame(engine(), table=None if table == "(all)" else table),
                  hide_index=True, width="stretch")

@@ -67,3 +67,9 @@ def audit_frame(engine: Engine, *, table: str | None = None, key: Mapping[str, A
         rows = [(as_utc(e.at), e.user_name, e.action, e.table_name, e.record_key, e.old_values, e.new_values)
                 for e in session.scalars(query)]
     return pl.DataFrame(rows, schema=AUDIT_SCHEMA, orient="row")
+
+
+def audited_tables(engine: Engine) -> list[str]:
+    """The tables the audit log has entries for, by name: what an audit view can filter on."""
+    with engine.connect() as connection:
+        return sorted(connection.scalars(select(AuditEntry.table_name).distinct()))
