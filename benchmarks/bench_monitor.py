@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.record import arguments, record, report  # noqa: E402
 from rxpredict.metrics import auroc, brier, expected_calibration_error  # noqa: E402
 from rxpredict.models.platt import platt_apply, platt_fit  # noqa: E402
-from rxpredict.monitoring.flares import flare_labels  # noqa: E402
 from rxpredict.monitoring.pipeline import fit_monitor, score_patients  # noqa: E402
 from rxpredict.monitoring.windows import build_windows  # noqa: E402
 from rxpredict.registry import Registry  # noqa: E402
@@ -44,10 +43,7 @@ def baselines(registry: Registry, fitted, seed: int) -> dict[str, dict[str, floa
     import lightgbm as lgb
     from sklearn.linear_model import LogisticRegression
 
-    held = fitted.held_out
-    train = (registry["wearables"].select("patient_id", "date")
-             .join(held.select("patient_id").unique(), on="patient_id", how="anti"))
-    train = flare_labels(train, registry).filter(pl.col("flare").is_not_null()).gather_every(2)
+    held, train = fitted.held_out, fitted.train
     w_train = build_windows(registry, train.select("patient_id", "date"))
     w_test = build_windows(registry, held.select("patient_id", "date"))
     y_train, y_test = train["flare"].to_numpy().astype(int), held["flare"].to_numpy().astype(int)

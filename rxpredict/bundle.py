@@ -181,9 +181,6 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     """
     _check_fitted(model, "networks_")
     survival_state = None if survival is None else models_to_arrays(survival)
-    target = Path(directory)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise BundleError(f"{target} is not empty; pass overwrite=True to replace it")
     labelled = None if cohort is None else cohort.filter(pl.col("therapy").is_not_null()
                                                          & pl.col("response").is_not_null())
     config = {
@@ -219,7 +216,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     if survival_state is not None:
         files["survival.json"] = lambda path: path.write_text(json.dumps(survival_state[0], indent=1) + "\n")
         files["survival.npz"] = lambda path: np.savez(path, **survival_state[1])
-    return write_bundle(target, files, overwrite=True)
+    return write_bundle(directory, files, overwrite=overwrite)
 
 
 def save_members(networks: list[torch.nn.Module], path: Path) -> None:

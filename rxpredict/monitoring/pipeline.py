@@ -29,13 +29,15 @@ from rxpredict.registry import Registry
 
 @dataclass
 class FittedMonitor:
-    """A fitted model with its alert policy, SHAP background, held-out figures and the training summary."""
+    """A fitted model with its alert policy, SHAP background, held-out figures and the training summary;
+    ``train`` holds the training days (patient_id, date, flare), ``held_out`` the held-out days with their risk."""
 
     model: FlareRiskModel
     policy: AlertPolicy
     background: tuple[np.ndarray, np.ndarray]
     metrics: dict[str, float]
     training: dict[str, object]
+    train: pl.DataFrame
     held_out: pl.DataFrame
 
 
@@ -74,7 +76,8 @@ def fit_monitor(registry: Registry, *, held_out_fraction: float = 0.25, stride: 
     training = {"patients": int(len(patients) - len(held)), "patient_days": train.height,
                 "flare_rate": float(train["flare"].mean()), "hash": cohort_hash(train)}
     return FittedMonitor(model=model, policy=policy, background=background_sample(model, windows, seed=seed),
-                         metrics=held_out_metrics(scores, policy, registry), training=training, held_out=scores)
+                         metrics=held_out_metrics(scores, policy, registry), training=training, train=train,
+                         held_out=scores)
 
 
 def score_patients(model: FlareRiskModel, policy: AlertPolicy, background: tuple[np.ndarray, np.ndarray],

@@ -161,16 +161,18 @@ def build_windows(registry: Registry, keys: pl.DataFrame) -> Windows:
     wear = registry.lazy("wearables").join(horizon.lazy(), on="patient_id").filter(
         pl.col("date").is_between("_from", "_last")).drop("_last", "_from")
     # The grid reaches each patient's latest requested day, so a day after the last record is a missing day.
-    ends = horizon.lazy().join(wear.group_by("patient_id").agg(pl.col("date").min().alias("_first")), on="patient_id")
+    ends = horizon.lazy().join(wear.select("patient_id").unique(), on="patient_id", how="semi")
     padded = pl.concat([wear, ends.select("patient_id", pl.col("_last").alias("date"))], how="diagonal").unique(
         ["patient_id", "date"], keep="first")
-    grid = personal_baselines(padded).with_columns(_summary()).collect()
+    summary_exprs = _summary()
+    grid = personal_baselines(padded).with_columns(summary_exprs).collect()
     rows, ok = _gather(grid, keys)
     z = grid.select(pl.col(f"{s}_z").clip(-Z_CLIP, Z_CLIP) for s in names).to_numpy().astype(np.float32)
     seen = np.isfinite(z)
     day_values = np.concatenate([np.nan_to_num(z)[:, :, None], seen[:, :, None].astype(np.float32)], axis=2)
     sequence = day_values.reshape(len(grid), -1)[rows] * ok[:, :, None]
-    summary_cols = [c for c in grid.columns if c.endswith(("_today", "_mean7", "_dev7", "_dev28", "_slope28", "_days28", "_baseline"))]
+    summary_names = {e.meta.output_name() for e in summary_exprs}
+    summary_cols = [c for c in grid.columns if c in summary_names]
     summary = keys.join(grid.select("patient_id", "date", *summary_cols), on=["patient_id", "date"], how="left",
                         maintain_order="left").drop("patient_id", "date")
     return Windows(keys=keys, sequence=sequence.astype(np.float32), sequence_names=sequence_names(), summary=summary,

@@ -30,6 +30,7 @@ from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.orm import Session
 
 from rxpredict.exceptions import BundleError, RxpredictError
+from rxpredict.monitoring.alerts import AlertPolicy
 from rxpredict.registry import Registry
 from rxpredict.store.audit import as_utc, record_write
 from rxpredict.store.engine import default_database_path, writing
@@ -39,11 +40,10 @@ from rxpredict.store.transfer import registry_tables
 if TYPE_CHECKING:
     import numpy as np
 
-    from rxpredict.monitoring.alerts import AlertPolicy
     from rxpredict.monitoring.model import FlareRiskModel
 
 #: Days in which a patient gets no new alert after one was decided (the alert policy's default quiet days).
-QUIET_DAYS = 14
+QUIET_DAYS = AlertPolicy.quiet_days
 MONITOR_MODEL_ENV = "RXPREDICT_MONITOR_MODEL"
 #: Decision -> the audit log's action for it.
 DECISIONS = {"acknowledged": "acknowledge", "dismissed": "dismiss"}
