@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
+import time
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import jsonschema
@@ -19,8 +22,10 @@ from polars.testing import assert_frame_equal
 
 from rxpredict.cli import main
 from rxpredict.monitoring.ingest import (ImportFileError, MappingError, PatientNotFoundError, StoredTableError,
-                                         detect_format, import_wearables, load_apple_mapping, load_csv_mapping,
-                                         measure_columns, read_apple_health, read_daily_csv, read_daily_parquet)
+                                         TableLockedError, detect_format, import_wearables, load_apple_mapping,
+                                         load_csv_mapping, measure_columns, read_apple_health, read_daily_csv,
+                                         read_daily_parquet)
+from rxpredict.monitoring.ingest import merge as merge_module
 from rxpredict.monitoring.ingest.synthetic import (ASLEEP_CORE, ASLEEP_DEEP, AWAKE, EXERCISE, HEART_RATE, IN_BED,
                                                    PHONE, RESTING_HR, SLEEP, STEPS, WATCH, export_text, record,
                                                    write_export, write_synthetic_export)
@@ -46,6 +51,25 @@ def line_of(path: Path, fragment: str) -> int:
     found = [i for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if fragment in text]
     assert len(found) == 1, (fragment, found)
     return found[0]
+
+
+def repeats_in(path: Path) -> set[tuple[int, int]]:
+    """(line, line of the first occurrence) of each <Record> line that repeats an earlier one verbatim."""
+    first, found = {}, set()
+    for i, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if text.startswith(" <Record"):
+            if text in first:
+                found.add((i, first[text]))
+            else:
+                first[text] = i
+    return found
+
+
+def reported_repeats(result) -> set[tuple[int, int]]:
+    """(line, first line named in the message) of each duplicate_record problem."""
+    found = result.problems.filter(pl.col("rule") == "duplicate_record")
+    return set(found.select("line", pl.col("message").str.extract(r"record at line (\d+)").cast(pl.Int64))
+               .iter_rows())
 
 
 def read(path: Path, **kw):
@@ -79,6 +103,16 @@ def test_synthetic_export_round_trips_across_daylight_saving_changes(tmp_path, c
     assert result.days.get_column("patient_id").eq(PATIENT).all()
     assert result.set_aside["other_source"] > 0 and result.set_aside["other_type"] > 0
     assert result.set_aside["not_asleep"] > 0
+
+
+def test_repeated_records_in_a_synthetic_export_count_once_and_are_each_reported(tmp_path):
+    made = write_synthetic_export(tmp_path / "export.xml", size_mb=1.2, repeat_every=7)
+    result = read(made.path)
+    assert_frame_equal(result.days.select("date", *MEASURES), made.expected)
+    repeats = repeats_in(made.path)
+    assert len(repeats) == made.repeated > 400 and result.records_read == made.records
+    assert reported_repeats(result) == repeats and result.n_rejected == made.repeated
+    assert set(result.problems.get_column("column")) >= {"steps", "active_min", "sleep_min"}
 
 
 def test_zip_export_reads_like_the_xml(tmp_path):
@@ -162,6 +196,34 @@ def test_two_devices_on_one_day_keep_the_one_with_more_records(tmp_path):
     assert value(result, "2024-05-02", "steps") == 7
     assert result.set_aside["other_source"] == 3
     assert any("more than one device" in n for n in result.notes)
+
+
+def test_exact_repeats_count_once_and_name_the_first_line(tmp_path):
+    t = "2024-05-01 08:00:00 +0000"
+    night = record(SLEEP, "2024-05-01 00:30:00 +0000", "2024-05-01 06:30:00 +0000", ASLEEP_CORE)
+    rest, exercise = record(RESTING_HR, t, t, 60, "count/min"), record(EXERCISE, t, t, 30, "min")
+    phone = [steps(f"2024-05-01 09:0{i}:00 +0000", value=500, source=PHONE) for i in range(2)]
+    path = write_export(tmp_path / "export.xml", [
+        steps(t, value=100), steps("2024-05-01 08:01:00 +0000", value=100),  # equal values, other times: both count
+        *(steps(f"2024-05-01 10:0{i}:00 +0000", value=10) for i in range(3)),
+        rest, exercise, night, *phone,
+        steps(t, value=100),                # a repeat
+        steps(t, value=101),                # same times, another value: an overlap, not a repeat; counts
+        steps(t, value=100, source=PHONE),  # same record from another source: not a repeat
+        # repeats; were they counted, the phone's 8 step records would outnumber the watch's 7
+        rest, exercise, night, *phone, *phone, steps(t, value=100, source=PHONE),
+    ])
+    result = read(path)
+    assert {c: value(result, "2024-05-01", c) for c in MEASURES} == {
+        "steps": 331, "active_min": 30, "sleep_min": 360, "resting_hr_bpm": 60}
+    assert result.set_aside["other_source"] == 3  # the phone's three distinct records, each once
+    assert reported_repeats(result) == repeats_in(path) and len(repeats_in(path)) == 9
+    assert set(result.problems.get_column("rule")) == {"duplicate_record"}
+    line, first = min(repeats_in(path))
+    problem = result.problems.row(0, named=True)
+    assert problem["line"] == line
+    assert problem["message"] == f"an exact repeat of the record at line {first}; counted once"
+    assert "duplicate_record steps: 6" in result.to_text()
 
 
 def test_metadata_children_do_not_shift_line_numbers(tmp_path):
@@ -500,3 +562,58 @@ def test_cli_with_a_mapping_on_a_csv_registry(tmp_path, example_dir):
     assert not (registry / "wearables.parquet").exists()
     stored = read_registry(registry, today=TODAY)["wearables"].filter(pl.col("date") == day("2024-05-01"))
     assert stored.select("patient_id", "steps", "sleep_min", "pain_0_10").rows() == [("EX002", 8000, 450, 3.5)]
+
+
+# --- imports at once into one registry ----------------------------------------------------------------------
+
+needs_flock = pytest.mark.skipif(merge_module.fcntl is None, reason="no fcntl: imports are not locked here")
+_start = None
+
+
+def _start_together_and_merge_slowly(barrier) -> None:
+    """Worker set-up: every import waits for the others, and merging takes 0.3 s, so unlocked imports overlap."""
+    global _start
+    _start = barrier
+    merge_days = merge_module.merge_days
+
+    def slow_merge(*args, **kw):
+        time.sleep(0.3)
+        return merge_days(*args, **kw)
+
+    merge_module.merge_days = slow_merge
+
+
+def _import_at_once(registry: Path, patient: str, path: Path) -> int:
+    _start.wait(timeout=120)
+    return import_wearables(registry, patient, path, today=TODAY).added
+
+
+@needs_flock
+def test_imports_at_once_into_one_registry_keep_every_patients_days(registry, tmp_path):
+    patients = ["EX001", "EX002", "EX003", "EX004"]
+    exports = [write_export(tmp_path / f"{p}.xml", [steps(f"2024-06-0{d} 08:00:00 +0000", value=1000 * i + d)
+                                                    for d in range(1, 6)]) for i, p in enumerate(patients)]
+    before = pl.read_parquet(registry / "wearables.parquet")
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(patients), mp_context=spawn, initializer=_start_together_and_merge_slowly,
+                             initargs=(spawn.Barrier(len(patients)),)) as pool:
+        assert list(pool.map(_import_at_once, [registry] * len(patients), patients, exports)) == [5] * len(patients)
+    after = pl.read_parquet(registry / "wearables.parquet")
+    assert after.height == before.height + 5 * len(patients)
+    for i, p in enumerate(patients):
+        mine = after.filter((pl.col("patient_id") == p) & (pl.col("date") >= day("2024-06-01"))).sort("date")
+        assert mine.get_column("steps").to_list() == [1000 * i + d for d in range(1, 6)], p
+    assert_frame_equal(after.filter(pl.col("date") < day("2024-06-01")), before, check_row_order=False)
+
+
+@needs_flock
+def test_an_import_waiting_too_long_for_the_lock_stops_with_a_clear_error(registry, tmp_path):
+    table = registry / "wearables.parquet"
+    data = table.read_bytes()
+    export = write_export(tmp_path / "export.xml", [steps("2024-05-01 08:00:00 +0000", value=1234)])
+    with merge_module.table_lock(registry):  # another import, holding the table
+        with pytest.raises(TableLockedError, match="another import has held the wearables table for more than 0.2 s"):
+            import_wearables(registry, PATIENT, export, today=TODAY, lock_timeout=0.2)
+    assert table.read_bytes() == data
+    assert issubclass(TableLockedError, StoredTableError)  # the command line's exit 1, registry unchanged
+    assert import_wearables(registry, PATIENT, export, today=TODAY).added == 1  # released

@@ -13,7 +13,7 @@ twice or half-written. See docs/monitoring-import.md.
 from rxpredict.monitoring.ingest.apple_health import read_apple_health
 from rxpredict.monitoring.ingest.daily_csv import read_daily_csv, read_daily_parquet
 from rxpredict.monitoring.ingest.errors import (ImportFileError, MappingError, PatientNotFoundError,
-                                                StoredTableError, WearableImportError)
+                                                StoredTableError, TableLockedError, WearableImportError)
 from rxpredict.monitoring.ingest.formats import FORMATS, detect_format, read_wearables_file
 from rxpredict.monitoring.ingest.mapping import (AppleMapping, CsvMapping, load_apple_mapping, load_csv_mapping,
                                                  measure_columns)
@@ -22,7 +22,8 @@ from rxpredict.monitoring.ingest.report import PROBLEM_SCHEMA, WearableImport
 
 __all__ = [
     "FORMATS", "PROBLEM_SCHEMA", "AppleMapping", "CsvMapping", "ImportFileError", "MappingError",
-    "PatientNotFoundError", "RegistryImport", "StoredTableError", "WearableImport", "WearableImportError",
-    "detect_format", "import_wearables", "load_apple_mapping", "load_csv_mapping", "measure_columns", "merge_days",
-    "read_apple_health", "read_daily_csv", "read_daily_parquet", "read_wearables_file",
+    "PatientNotFoundError", "RegistryImport", "StoredTableError", "TableLockedError", "WearableImport",
+    "WearableImportError", "detect_format", "import_wearables", "load_apple_mapping", "load_csv_mapping",
+    "measure_columns", "merge_days", "read_apple_health", "read_daily_csv", "read_daily_parquet",
+    "read_wearables_file",
 ]

@@ -3,9 +3,10 @@
 The file is parsed as a stream by expat, whose callback sees each start tag
 with its line number; only per-day totals are kept (one entry per measure,
 day and device, plus the night's sleep records until they are joined into
-sessions), so memory does not grow with the file. A file that is not
-well-formed XML raises :class:`ImportFileError` with its line: nothing of it
-is imported. Every record that breaks a rule is logged with its line.
+sessions, and a 28-byte fingerprint of each counted record), so memory
+grows little with the file. A file that is not well-formed XML raises
+:class:`ImportFileError` with its line: nothing of it is imported. Every
+record that breaks a rule is logged with its line.
 
 How a day is made (the rules are data in data_schemas/apple_health.json):
 - the local day is the date written in the record's own timestamp, whose
@@ -18,7 +19,10 @@ How a day is made (the rules are data in data_schemas/apple_health.json):
 - where several devices (``sourceName``) recorded a measure on a day, the one
   with the most records that day is kept (ties: the name first in code-point
   order) and the others are set aside, so nothing is counted twice; records of
-  the kept device are summed (or averaged, for resting heart rate).
+  the kept device are summed (or averaged, for resting heart rate);
+- a record that repeats an earlier one exactly (same type, source, unit,
+  dates and value, as after a phone restore) is counted once and the repeat
+  is logged (``duplicate_record``) with the line of the first.
 """
 from __future__ import annotations
 
@@ -27,20 +31,22 @@ import math
 import os
 import zipfile
 import zlib
-from collections import Counter
+from array import array
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 from xml.parsers import expat
 
+import numpy as np
 import polars as pl
 from tqdm import tqdm
 
 from rxpredict.monitoring.ingest.days import EARLIEST_DAY, LINE, checked_days, latest_day
 from rxpredict.monitoring.ingest.errors import ImportFileError
 from rxpredict.monitoring.ingest.mapping import AppleMapping, AppleMeasure, load_apple_mapping, measure_columns
-from rxpredict.monitoring.ingest.report import ProblemLog, WearableImport
+from rxpredict.monitoring.ingest.report import OTHER_LINE, ProblemLog, WearableImport
 from rxpredict.schemas import load_contract
 
 CHUNK_BYTES = 1 << 20
@@ -76,8 +82,44 @@ def open_export(path: Path) -> Iterator[tuple[IO[bytes], int]]:
         raise ImportFileError(path, f"cannot be read: {type(e).__name__}") from None
 
 
+class _Counted:
+    """A fingerprint of every record of one type counted so far, to find exact repeats once the file is read.
+
+    A repeat may come anywhere later in the file (an export is not in time
+    order), so every counted record is remembered, in flat arrays: 28 bytes
+    a record, not a Python object. The fingerprint is a 64-bit hash of the
+    record's attributes (two different records of a 1 GB export share one
+    with a chance of about 1 in 10 million; the second would be reported as
+    a repeat, not dropped silently); ``target`` and ``value`` say what to
+    take back for a repeat (see :meth:`_DayTotals.drop_repeats`).
+    """
+
+    def __init__(self) -> None:
+        self.fingerprints, self.lines, self.targets, self.values = array("q"), array("q"), array("I"), array("d")
+
+    def add(self, attributes: tuple[str | None, ...], line: int, target: int, value: float = 0.0) -> None:
+        self.fingerprints.append(hash(attributes))
+        self.lines.append(line)
+        self.targets.append(target)
+        self.values.append(value)
+
+    def repeats(self) -> Iterator[tuple[int, int, int, float]]:
+        """(line, line of the first occurrence, target, value) of each record that repeats an earlier one.
+
+        Sorting the fingerprints (stably, so equal ones stay in file order)
+        puts each repeat right after the record it repeats, or after another
+        repeat of it; the first of such a run is the first occurrence.
+        """
+        fingerprints = np.frombuffer(self.fingerprints, dtype=np.int64)
+        order = np.argsort(fingerprints, kind="stable")
+        ordered = fingerprints[order]
+        again = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+        for repeat, first in zip(order[again], order[np.searchsorted(ordered, ordered[again])]):
+            yield self.lines[repeat], self.lines[first], self.targets[repeat], self.values[repeat]
+
+
 class _DayTotals:
-    """The expat callbacks and what they keep: per (column, day, source) [total, records, first line]."""
+    """The expat callbacks and what they keep: per (column, day, source) [total, records, first line, index]."""
 
     def __init__(self, mapping: AppleMapping, today: dt.date, log: ProblemLog, path: Path) -> None:
         self.mapping, self.log, self.path = mapping, log, path
@@ -85,8 +127,9 @@ class _DayTotals:
         self.latest = latest_day(today)
         self.totals: dict[tuple[str, str, str], list] = {}
         #: (source, start, end as POSIX seconds, local end day, line) of counted sleep records, per column.
-        self.asleep: dict[str, list[tuple[str, float, float, str, int]]] = {}
+        self.asleep: dict[str, list[tuple[str, float, float, str, int] | None]] = {}  # None: a repeat, dropped
         self.day_ok: dict[str, bool] = {}
+        self.counted: defaultdict[str, _Counted] = defaultdict(_Counted)  # per record type
         self.records = 0
         self.set_aside: Counter[str] = Counter()
         contract = load_contract().tables["wearables"]
@@ -133,19 +176,24 @@ class _DayTotals:
             self.log.add(line, "date_out_of_range", "before 1900 or in the future", m.column)
             return
         source = attrs.get(self.mapping.source_attribute, "")
+        attributes = (source, attrs.get("unit"), start_text, end_text, attrs.get("value"))
         if m.quantity == "duration":
-            self.sleep_record(m, attrs.get("value"), source, start, end, day, line)
+            self.sleep_record(m, attributes, source, start, end, day, line)
             return
         value = self.value(m, attrs, line)
         if value is None:
             return
-        key = (m.column, day, source)
+        total = self.total((m.column, day, source), line)
+        total[0] += value
+        total[1] += 1
+        self.counted[m.type].add(attributes, line, total[3], value)
+
+    def total(self, key: tuple[str, str, str], line: int) -> list:
+        """The running [total, records, first line, index] of a (column, day, source); index: its place in totals."""
         total = self.totals.get(key)
         if total is None:
-            self.totals[key] = [value, 1, line]
-        else:
-            total[0] += value
-            total[1] += 1
+            total = self.totals[key] = [0.0, 0, line, len(self.totals)]
+        return total
 
     def value(self, m: AppleMeasure, attrs: dict[str, str], line: int) -> float | None:
         """The record's value in the column's unit, or None after logging why it cannot be used."""
@@ -174,14 +222,36 @@ class _DayTotals:
             return None
         return value
 
-    def sleep_record(self, m: AppleMeasure, value: str | None, source: str, start: dt.datetime,
+    def sleep_record(self, m: AppleMeasure, attributes: tuple[str | None, ...], source: str, start: dt.datetime,
                      end: dt.datetime, day: str, line: int) -> None:
+        value = attributes[-1]
         if value in m.counted_values:
-            self.asleep.setdefault(m.column, []).append((source, start.timestamp(), end.timestamp(), day, line))
+            held = self.asleep.setdefault(m.column, [])
+            self.counted[m.type].add(attributes, line, len(held))
+            held.append((source, start.timestamp(), end.timestamp(), day, line))
         elif value in m.ignored_values:
             self.set_aside["not_asleep"] += 1
         else:
             self.log.add(line, "unknown_value", "not a sleep category of data_schemas/apple_health.json", m.column)
+
+    def drop_repeats(self) -> None:
+        """Log each exact repeat of a counted record, naming the first's line, and take it back out of the counts.
+
+        A repeat's target is the index of its day total in ``totals``, or for
+        sleep its place among the held records, which it leaves as None.
+        """
+        totals = list(self.totals.values())
+        for type_, counted in self.counted.items():
+            m = self.measures[type_]
+            for line, first_line, target, value in counted.repeats():
+                self.log.add(line, "duplicate_record", f"an exact repeat of the record at line {OTHER_LINE}; "
+                             "counted once", m.column, other_line=first_line)
+                if m.quantity == "duration":
+                    self.asleep[m.column][target] = None
+                else:
+                    totals[target][0] -= value
+                    totals[target][1] -= 1
+        self.counted.clear()
 
     def add_sessions(self, m: AppleMeasure) -> None:
         """Join each device's asleep records into sessions and add each to the day it ends."""
@@ -189,12 +259,12 @@ class _DayTotals:
 
         def close() -> None:
             if session is not None:
-                total = self.totals.setdefault((m.column, session[2], session[0]), [0.0, 0, session[5]])
+                total = self.total((m.column, session[2], session[0]), session[5])
                 total[0] += session[3] * m.factors["s"]
                 total[1] += session[4]
                 total[2] = min(total[2], session[5])
 
-        for source, start, end, day, line in sorted(self.asleep.pop(m.column, [])):
+        for source, start, end, day, line in sorted(r for r in self.asleep.pop(m.column, []) if r is not None):
             if session is not None and source == session[0] and start <= session[1] + m.session_gap_s:
                 session[3] += end - start
                 session[4] += 1
@@ -208,11 +278,12 @@ class _DayTotals:
 
     def day_rows(self, patient_id: str) -> tuple[pl.DataFrame, list[str]]:
         """One row per day from the kept device of each measure; notes on days with several devices."""
+        self.drop_repeats()
         for m in self.mapping.measures:
             if m.day == "session_end":
                 self.add_sessions(m)
         by_day: dict[tuple[str, str], list[tuple[int, str, float, int]]] = {}
-        for (column, day, source), (total, n, line) in self.totals.items():
+        for (column, day, source), (total, n, line, _) in self.totals.items():
             by_day.setdefault((column, day), []).append((-n, source, total, line))
         rows: dict[str, dict[str, float | int]] = {}
         mean = {m.column for m in self.mapping.measures if m.aggregate == "mean"}

@@ -22,6 +22,10 @@ class StoredTableError(WearableImportError):
     """The registry's stored wearables table cannot be read or breaks the data contract."""
 
 
+class TableLockedError(StoredTableError):
+    """Another import held the registry's wearables table (its lock file) for longer than the timeout."""
+
+
 class ImportFileError(WearableImportError):
     """The file cannot be imported at all (malformed XML, a CSV that cannot be parsed ...).
 

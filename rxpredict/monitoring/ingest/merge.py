@@ -7,6 +7,12 @@ otherwise that is a conflict (reported with the file's line) unless
 does not have are never removed. The table is written to a temporary file
 beside it and moved into place (``os.replace``), so a failed import leaves
 the registry as it was; an import that changes nothing does not write.
+
+Imports into one registry at once (several processes) are serialised by an
+advisory lock (``fcntl.flock``) on ``wearables.lock`` beside the table, held
+from reading the stored table to moving the new one into place, so no
+import's days are lost. Where ``fcntl`` is missing (Windows) there is no
+lock: run one import at a time there.
 """
 from __future__ import annotations
 
@@ -14,7 +20,9 @@ import datetime as dt
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from rxpredict.exceptions import RegistryReadError
-from rxpredict.monitoring.ingest.errors import PatientNotFoundError, StoredTableError
+from rxpredict.monitoring.ingest.errors import PatientNotFoundError, StoredTableError, TableLockedError
 from rxpredict.monitoring.ingest.formats import read_wearables_file
 from rxpredict.monitoring.ingest.mapping import CsvMapping, measure_columns
 from rxpredict.monitoring.ingest.report import PROBLEM_SCHEMA, WearableImport, problem_lines
@@ -30,7 +38,15 @@ from rxpredict.registry import table_files
 from rxpredict.schemas import load_contract
 from rxpredict.validation import validate_tables
 
+try:
+    import fcntl
+except ImportError:  # Windows: imports are not locked against each other (see table_lock)
+    fcntl = None
+
 TABLE = "wearables"
+LOCK_FILE = f"{TABLE}.lock"
+#: Seconds an import waits for another one to finish writing the table.
+LOCK_TIMEOUT_S = 60.0
 _STORED, _NEW = "__stored", "__new"
 
 
@@ -183,16 +199,47 @@ def write_table_atomically(frame: pl.DataFrame, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextmanager
+def table_lock(directory: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold ``directory``'s wearables lock, waiting up to ``timeout`` seconds (then TableLockedError).
+
+    An exclusive ``flock`` on ``wearables.lock``, released when the block
+    ends or the process dies; the file stays. Without ``fcntl``, no lock.
+    """
+    if fcntl is None:
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    with open(directory / LOCK_FILE, "ab") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TableLockedError(f"{directory / LOCK_FILE}: another import has held the wearables table "
+                                           f"for more than {timeout:g} s; nothing was imported, try again") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def import_wearables(registry_dir: str | Path, patient_id: str, path: str | Path, *, format: str = "auto",
                      mapping: CsvMapping | Mapping[str, Any] | str | Path | None = None, replace: bool = False,
-                     today: dt.date | None = None, progress: bool = False) -> RegistryImport:
+                     today: dt.date | None = None, progress: bool = False,
+                     lock_timeout: float = LOCK_TIMEOUT_S) -> RegistryImport:
     """Import one patient's file into ``registry_dir``'s wearables table (created as Parquet if absent).
 
-    The patient and the stored table are checked before the file is read.
+    The patient and the stored table are checked before the file is read;
+    the table is then read again, merged and written under the registry's
+    lock (:func:`table_lock`), so imports running at once all keep their days.
     Raises RegistryReadError (no such directory or patients table),
-    PatientNotFoundError, StoredTableError, MappingError or ImportFileError,
-    each before anything is written; records the rules reject are in the
-    result, as are conflicts with stored days.
+    PatientNotFoundError, StoredTableError (TableLockedError after waiting
+    ``lock_timeout`` seconds for another import), MappingError or
+    ImportFileError, each before anything is written; records the rules
+    reject are in the result, as are conflicts with stored days.
     """
     directory = Path(registry_dir)
     if not directory.is_dir():
@@ -200,11 +247,13 @@ def import_wearables(registry_dir: str | Path, patient_id: str, path: str | Path
     today = today or dt.date.today()
     files, _ = table_files(directory, load_contract())
     _check_patient(files, patient_id, directory)
-    stored = _stored_table(files.get(TABLE), today)
+    _stored_table(files.get(TABLE), today)
     imported = read_wearables_file(path, patient_id, format=format, mapping=mapping, today=today, progress=progress)
-    table, changes = merge_days(stored, imported, replace=replace)
-    target = files.get(TABLE, directory / f"{TABLE}.parquet")
-    written = changes["added"] + changes["updated"] > 0
-    if written:
-        write_table_atomically(table, target)
+    with table_lock(directory, lock_timeout):
+        files, _ = table_files(directory, load_contract())  # another import may have created or changed it
+        table, changes = merge_days(_stored_table(files.get(TABLE), today), imported, replace=replace)
+        target = files.get(TABLE, directory / f"{TABLE}.parquet")
+        written = changes["added"] + changes["updated"] > 0
+        if written:
+            write_table_atomically(table, target)
     return RegistryImport(file=imported, table_path=str(target), replaced=replace, written=written, **changes)

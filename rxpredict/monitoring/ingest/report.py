@@ -32,25 +32,34 @@ SET_ASIDE = {
     "other_source": "records of a second device, on a day another device recorded more of the same measure",
     "no_value": "days with no value left to import",
 }
+#: Where a problem's message names its second line (:meth:`ProblemLog.add`'s ``other_line``).
+OTHER_LINE = "{other_line}"
 
 
 class ProblemLog:
-    """Problems in the order found, held compactly (a line number and the index of a distinct kind).
+    """Problems in the order found, held compactly (two line numbers and the index of a distinct kind).
 
     A 1 GB export with a systematic fault may reject millions of records;
-    each costs 12 bytes here instead of a Python object.
+    each costs 20 bytes here instead of a Python object.
     """
 
     def __init__(self) -> None:
         self._lines = array("q")
+        self._other_lines = array("q")
         self._kinds = array("I")
         self._index: dict[tuple[str, str | None, str, str], int] = {}
 
     def add(self, line: int | None, rule: str, message: str, column: str | None = None,
-            severity: str = "error") -> None:
-        """Record one problem; ``line`` None for a problem of the whole file."""
+            severity: str = "error", other_line: int | None = None) -> None:
+        """Record one problem; ``line`` None for a problem of the whole file.
+
+        ``other_line`` is a second line the problem concerns (the first
+        occurrence of a repeated record); it is written into the message
+        where that says :data:`OTHER_LINE`.
+        """
         kind = self._index.setdefault((severity, column, rule, message), len(self._index))
         self._lines.append(-1 if line is None else line)
+        self._other_lines.append(-1 if other_line is None else other_line)
         self._kinds.append(kind)
 
     def add_lines(self, lines: Iterable[int | None], rule: str, message: str, column: str | None = None,
@@ -66,12 +75,17 @@ class ProblemLog:
         """Every problem as a row of :data:`PROBLEM_SCHEMA`, in line order (file-level problems first)."""
         kinds = pl.DataFrame(list(self._index), schema=["severity", "column", "rule", "message"], orient="row")
         found = pl.DataFrame({"line": pl.Series(self._lines, dtype=pl.Int64),
+                              "other_line": pl.Series(self._other_lines, dtype=pl.Int64),
                               "kind": pl.Series(self._kinds, dtype=pl.UInt32)})
         if found.is_empty():
             return pl.DataFrame(schema=PROBLEM_SCHEMA)
+        other = pl.col("other_line")
         return (
             found.with_columns(pl.when(pl.col("line") >= 0).then(pl.col("line")))
             .join(kinds.with_row_index("kind"), on="kind", how="left", maintain_order="left")
+            .with_columns(pl.when(other >= 0)
+                          .then(pl.col("message").str.replace(OTHER_LINE, other.cast(pl.String), literal=True))
+                          .otherwise(pl.col("message")))
             .sort("line", nulls_last=False, maintain_order=True)
             .select(PROBLEM_SCHEMA.names())
             .cast(dict(PROBLEM_SCHEMA))

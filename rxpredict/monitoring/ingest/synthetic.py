@@ -6,7 +6,8 @@ test can state exactly the records (and broken ones) it needs.
 :func:`write_synthetic_export` streams a realistic export of any size to
 disk (per-minute steps from a watch, coarser steps from a phone, exercise
 minutes, resting heart rate, sleep stages, heart-rate samples that are not
-imported) and returns the days a correct importer must produce.
+imported) and returns the days a correct importer must produce; with
+``repeat_every`` it also writes some records twice, as a phone restore does.
 
 >>> import datetime as dt
 >>> line = record("HKQuantityTypeIdentifierStepCount", "2024-03-10 07:15:00 -0800",
@@ -124,6 +125,14 @@ class SyntheticExport:
     records: int
     #: date, steps, active_min, sleep_min, resting_hr_bpm: the watch's totals (it records more than the phone).
     expected: pl.DataFrame
+    #: Records written a second time (each counts once in ``expected``).
+    repeated: int = 0
+
+
+def counted(text: str) -> bool:
+    """Whether an import counts a record written by :func:`record`: a measure's type, and only asleep for sleep."""
+    type_ = text.split('"', 2)[1]  # record() writes the type first
+    return type_ in (STEPS, EXERCISE, RESTING_HR) or (type_ == SLEEP and AWAKE not in text and IN_BED not in text)
 
 
 class _DayWriter:
@@ -194,27 +203,34 @@ def synthetic_days(first_day: dt.date, tz: str, seed: int) -> Iterator[tuple[dt.
 
 
 def write_synthetic_export(path: str | Path, *, size_mb: float = 1.0, first_day: dt.date = dt.date(2019, 1, 1),
-                           tz: str = "America/Los_Angeles", seed: int = 0) -> SyntheticExport:
+                           tz: str = "America/Los_Angeles", seed: int = 0, repeat_every: int = 0) -> SyntheticExport:
     """Stream whole days of a realistic export to ``path`` until it holds about ``size_mb`` MB.
 
     A night's sleep is written within the day it ends (it starts shortly
-    after midnight), so every expected day is complete. Memory stays at one
-    day of records whatever the size.
+    after midnight), so every expected day is complete. With ``repeat_every``
+    n > 0, every n-th record an import counts is written again, verbatim,
+    after the next day's records (a phone restore's repeats, away from the
+    first); the truth counts it once. Memory stays at two days of records
+    whatever the size.
     """
     path = Path(path)
     target = int(size_mb * 1e6)
-    written, records, truth = len(HEADER.encode()), 0, []
+    written, records, truth, pending, repeated = len(HEADER.encode()), 0, [], [], 0
     with open(path, "w", encoding="utf-8") as f:
         f.write(HEADER)
         for day, out, totals in synthetic_days(first_day, tz, seed):
-            text = "".join(out)
+            text = "".join(out + pending)
             f.write(text)
             written += len(text.encode())
             records += len(out)
             truth.append({"date": day, **totals})
+            pending = [r for r in out if counted(r)][::repeat_every] if repeat_every else []
+            repeated += len(pending)
             if written >= target:
                 break
+        f.writelines(pending)
         f.write(FOOTER)
     expected = pl.DataFrame(truth, schema={"date": pl.Date, "steps": pl.Int64, "active_min": pl.Int64,
                                            "sleep_min": pl.Int64, "resting_hr_bpm": pl.Int64})
-    return SyntheticExport(path=path, bytes=path.stat().st_size, records=records, expected=expected)
+    return SyntheticExport(path=path, bytes=path.stat().st_size, records=records + repeated,
+                           expected=expected, repeated=repeated)
