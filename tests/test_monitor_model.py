@@ -15,9 +15,10 @@ from rxpredict.metrics import auroc
 from rxpredict.monitoring.alerts import AlertPolicy, alert_performance
 from rxpredict.monitoring.model import FlareRiskModel
 from rxpredict.monitoring.persist import load_monitor, save_monitor
+from rxpredict.monitoring.pipeline import score_patients
 from rxpredict.monitoring.reasons import background_sample, risk_shap, stream_reasons
 from rxpredict.monitoring.windows import WINDOW_DAYS, Windows, sequence_names
-from rxpredict.registry import Registry, write_registry
+from rxpredict.registry import Registry, read_registry, write_registry
 from rxpredict.simulate import simulate
 from rxpredict.simulate.scenario import Scenario
 
@@ -151,6 +152,20 @@ def registry_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("monitor") / "registry"
     write_registry(Registry.from_tables(frames), out)
     return out
+
+
+def test_scoring_replays_the_quiet_days_only_for_callers_that_keep_no_alerts(fitted, registry_dir):
+    model, windows, _ = fitted
+    registry = read_registry(registry_dir)
+    at = registry["wearables"]["date"].max()
+    always = AlertPolicy(quiet_days=14, threshold_=0.0)  # every day reaches the threshold
+    background = background_sample(model, windows, size=20)
+    replayed = score_patients(model, always, background, registry, at, reasons=False)
+    assert replayed.height > 0 and not replayed["alert"].any()  # each was alerted 13 days before, in the replay
+    kept = score_patients(model, always, background, registry, at, reasons=False, replay=False)
+    assert kept["alert"].all() and kept["reasons"].str.len_chars().min() > 0
+    same = kept.join(replayed, on="patient_id")
+    assert same.height == kept.height and np.allclose(same["p_flare_28d"], same["p_flare_28d_right"], atol=1e-6)
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ if monitor is not None:
         elif scoring:
             with st.spinner(f"Scoring the patients with wearable data up to {day}"):
                 scores = score_patients(model, policy, background, alerts.stored_registry(engine()), day,
-                                        reasons=False)
+                                        reasons=False, replay=False)
                 added = alerts.record_alerts(engine(), scores, model=stamp, user=user.name,
                                              quiet_days=policy.quiet_days)
             st.success(f"Scored {scores.height} patient(s) on {day}: {added} new alert(s).")

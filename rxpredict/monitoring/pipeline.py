@@ -82,12 +82,17 @@ def fit_monitor(registry: Registry, *, held_out_fraction: float = 0.25, stride: 
 
 def score_patients(model: FlareRiskModel, policy: AlertPolicy, background: tuple[np.ndarray, np.ndarray],
                    registry: Registry, at: dt.date, *, patients: list[str] | None = None,
-                   reasons: bool = True) -> pl.DataFrame:
+                   reasons: bool = True, replay: bool = True) -> pl.DataFrame:
     """One row per patient with wearable data in the 56 days up to ``at``: date, p_flare_28d, alert, reasons.
 
-    The policy is replayed over the ``quiet_days`` before ``at`` so that an
-    alert raised then is not raised again; reasons (moved streams and SHAP)
-    are computed for the alerts, or for everyone with ``reasons=True``.
+    With ``replay`` (a caller that keeps no alerts and scores every day, such
+    as the CLI) the policy is replayed over the ``quiet_days`` before ``at``
+    so that an alert raised then is not raised again; without it, ``alert``
+    is set wherever the risk on ``at`` reaches the threshold, and repeats are
+    left to whoever keeps the alerts (the app's store: a replay there would
+    silence a patient behind an alert on a day nobody scored). Reasons (moved
+    streams and SHAP) are computed for the alerts, or for everyone with
+    ``reasons=True``.
     """
     start = at - dt.timedelta(days=WINDOW_DAYS - 1)
     active = registry.lazy("wearables").filter(pl.col("date").is_between(start, at))
@@ -97,8 +102,8 @@ def score_patients(model: FlareRiskModel, policy: AlertPolicy, background: tuple
     if ids.is_empty():
         return pl.DataFrame(schema={"patient_id": pl.String, "date": pl.Date, "p_flare_28d": pl.Float64,
                                     "alert": pl.Boolean, "reasons": pl.String, "shap": pl.String})
-    replay = pl.date_range(at - dt.timedelta(days=policy.quiet_days - 1), at, eager=True).alias("date")
-    keys = ids.join(replay.to_frame(), how="cross")
+    days = pl.date_range(at - dt.timedelta(days=(policy.quiet_days if replay else 1) - 1), at, eager=True)
+    keys = ids.join(days.alias("date").to_frame(), how="cross")
     windows = build_windows(registry, keys)
     scored = keys.with_columns(pl.Series("p_flare_28d", model.predict_proba(windows)))
     today = policy.apply(scored).filter(pl.col("date") == at)

@@ -23,15 +23,17 @@ import numpy as np
 import polars as pl
 
 from rxpredict.clinical import das28_crp, das28_esr
-from rxpredict.monitoring.baselines import TREND_DAYS, personal_baselines, streams
+from rxpredict.monitoring.baselines import (BASELINE_DAYS, BASELINE_GAP_DAYS, TREND_DAYS, USUAL_STEPS_DAYS,
+                                            personal_baselines, streams)
 from rxpredict.monitoring.flares import flare_events
 from rxpredict.registry import Registry
 from rxpredict.schemas import load_contract
 
 WINDOW_DAYS = 56
 Z_CLIP = 5.0
-#: History the baselines of the window's first day need before it.
-HISTORY_DAYS = WINDOW_DAYS + 56 + 7
+#: History the window's first day needs before it: its baseline's days, and the usual step count that decides
+#: whether the earliest of those was worn. With less, a day's inputs would depend on the other days requested.
+HISTORY_DAYS = WINDOW_DAYS + BASELINE_GAP_DAYS + BASELINE_DAYS + USUAL_STEPS_DAYS
 YEAR = dt.timedelta(days=365)
 
 
