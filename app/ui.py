@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import polars as pl
 import streamlit as st
 from sqlalchemy import Engine
 
@@ -71,6 +72,17 @@ def guard(page: str) -> auth.SignedIn:
         st.error(str(e))
         st.stop()
     return user
+
+
+def as_dates(frame: pl.DataFrame) -> dict[str, st.column_config.DateColumn]:
+    """Column settings that show the frame's date columns as dates (st.dataframe shows midnight datetimes)."""
+    return {c: st.column_config.DateColumn(format="YYYY-MM-DD") for c, t in frame.schema.items() if t == pl.Date}
+
+
+#: A flare risk as the tables show it: in percent with one decimal, like the alert threshold (the column holds
+#: ``p_flare_28d`` times 100, :data:`RISK_PERCENT`).
+RISK_COLUMN = st.column_config.NumberColumn("risk", format="%.1f%%", help="Probability of a flare within 28 days")
+RISK_PERCENT = pl.col("p_flare_28d") * 100
 
 
 def show_messages(messages: Iterable[str]) -> None:

@@ -37,6 +37,12 @@ _DATE_COLUMNS = {"visits": ("visit_date",), "treatments": ("start_date", "stop_d
 
 #: Width of every chart's plot area in pixels: legends and axis titles fit beside it in the app's page.
 CHART_WIDTH = 560
+#: Height of each wearable stream's panel in pixels.
+STREAM_PANEL_HEIGHT = 90
+#: Each stream's title with its unit stands above its panel, left-aligned: beside it, rotated, it would be longer
+#: than the panel is high and run into the next one's.
+STREAM_HEADER = alt.Header(labelOrient="top", labelAngle=0, labelAnchor="start", labelFontWeight="bold",
+                           labelPadding=4)
 #: Columns of the alerts a timeline marks, and the colour of each alert status.
 ALERT_COLUMNS = {"date": pl.Date, "p_flare_28d": pl.Float64, "status": pl.String}
 ALERT_COLOURS = {"open": "#d62728", "acknowledged": "#ff7f0e", "dismissed": "#7f7f7f"}
@@ -54,7 +60,8 @@ class Timeline:
     of :data:`WEARABLE_MEASURES`. baselines: one row per stream and day from
     the first to the last wearable day: date, stream, value (null on a day
     without data or with the device unworn), the patient's baseline, and low
-    and high, one scale below and above it (null until there is a baseline;
+    and high, one scale below and above it within the stream's range in the
+    data contract (null until there is a baseline;
     :func:`rxpredict.monitoring.baselines.personal_baselines`). alerts: date,
     p_flare_28d and status of each flare-risk alert.
     """
@@ -126,6 +133,15 @@ def _weekly(wearables: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _band(stream: str) -> list[pl.Expr]:
+    """low and high: one scale below and above the stream's baseline, within its range in the data contract
+    (no band below 0 steps)."""
+    field = load_contract().tables["wearables"].field(stream)
+    usual, scale = pl.col(f"{stream}_baseline"), pl.col(f"{stream}_scale")
+    return [(usual + side * scale).clip(field.minimum, field.maximum).alias(name)
+            for side, name in ((-1, "low"), (1, "high"))]
+
+
 def _baselines(wearables: pl.DataFrame) -> pl.DataFrame:
     """Each stream per day beside the patient's baseline and the band of one scale around it."""
     grid = personal_baselines(wearables)
@@ -135,8 +151,7 @@ def _baselines(wearables: pl.DataFrame) -> pl.DataFrame:
             pl.lit(s).alias("stream"),
             pl.col(s).cast(pl.Float64).alias("value"),
             pl.col(f"{s}_baseline").alias("baseline"),
-            (pl.col(f"{s}_baseline") - pl.col(f"{s}_scale")).alias("low"),
-            (pl.col(f"{s}_baseline") + pl.col(f"{s}_scale")).alias("high"),
+            *_band(s),
         )
         for s in streams()
     ]).collect()
@@ -250,9 +265,9 @@ def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
             tooltip=[alt.Tooltip("week:T", title="week of"), "measure:N", alt.Tooltip("value:Q", format=".1f"),
                      alt.Tooltip("days:Q", title="days with data")],
         )
-        .properties(width=CHART_WIDTH, height=90)
+        .properties(width=CHART_WIDTH, height=STREAM_PANEL_HEIGHT)
         .interactive(bind_y=False)
-        .facet(row=alt.Row("measure:N", title=None))
+        .facet(row=alt.Row("measure:N", title=None, header=STREAM_HEADER))
         .resolve_scale(y="independent")
     )
 
@@ -287,9 +302,9 @@ def _baseline_chart(baselines: pl.DataFrame, alerts: pl.DataFrame) -> alt.FacetC
         ))
     return (
         alt.layer(*layers)
-        .properties(width=CHART_WIDTH, height=90)
+        .properties(width=CHART_WIDTH, height=STREAM_PANEL_HEIGHT)
         .interactive(bind_y=False)
-        .facet(row=alt.Row("measure:N", title=None, sort=list(titles.values())))
+        .facet(row=alt.Row("measure:N", title=None, sort=list(titles.values()), header=STREAM_HEADER))
         .resolve_scale(y="independent")
     )
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
@@ -62,6 +63,11 @@ def page_alone(engine, role: str, page: str) -> AppTest:
 
 def errors(at: AppTest) -> list[str]:
     return [e.value for e in at.error]
+
+
+def column_types(table) -> dict[str, dict]:
+    """A shown table's column settings by column: type and format, as the browser gets them."""
+    return {c: v["type_config"] for c, v in json.loads(table.proto.columns).items() if "type_config" in v}
 
 
 # --- sign-in ---------------------------------------------------------------------------------------------------
@@ -171,6 +177,14 @@ def test_hostile_text_is_stored_verbatim_and_shown_as_text(app_db, text):
     shown = at.dataframe[0].value
     assert shown["patient_id"].tolist() == [text]  # a table cell: text, never markup
     assert not any(getattr(m.proto, "allow_html", False) for m in at.markdown)
+
+
+def test_patient_tables_show_dates_as_dates(app_db):
+    at = app_as(app_db, "clinic_staff", "patients")
+    at.text_input(key="patient_query").input("EX001").run()
+    at.selectbox(key="edit_id").select("EX001").run()
+    found, versions = at.dataframe
+    assert column_types(found) == column_types(versions) == {"diagnosis_date": {"type": "date", "format": "YYYY-MM-DD"}}
 
 
 def test_edit_keeps_the_previous_version(app_db):
@@ -389,7 +403,7 @@ def one_alert(engine) -> dict:
     day = alerts.latest_wearable_date(engine)
     wearer = records.search_patients(engine, "P").get_column("patient_id")[0]
     scores = pl.DataFrame({"patient_id": [wearer], "date": [day], "p_flare_28d": [0.31], "alert": [True],
-                           "reasons": ["steps: 7-day mean 4,100 vs usual 7,900 (-48 %)"], "shap": ['{"steps": 0.5}']})
+                           "reasons": ["Steps: 7-day mean 4,100 vs usual 7,900 (-48 %)"], "shap": ['{"steps": 0.5}']})
     alerts.record_alerts(engine, scores, model="test", user="test-setup")
     return alerts.open_alerts(engine).row(0, named=True)
 
@@ -415,6 +429,7 @@ def test_scoring_raises_alerts_and_acknowledging_one_is_audited(monitored_db):
     assert stored.height >= 1 and set(stored["date"]) == {day}
     assert at.success[0].value == f"Scored {stored.height} patient(s) on {day}: {stored.height} new alert(s)."
     assert stored["model"][0] == alerts.monitor_stamp(alerts.monitor_dir()) and stored["reasons"][0]
+    assert "percentage points" in stored["reasons"][0] and not stored["reasons"].str.contains("_|log-odds").any()
     assert set(at.dataframe[0].value["patient_id"]) == set(stored["patient_id"])
     at.button(key="monitor_score").click().run()
     assert at.success[0].value.endswith(": 0 new alert(s).")  # the same day scored twice adds nothing
@@ -428,6 +443,18 @@ def test_scoring_raises_alerts_and_acknowledging_one_is_audited(monitored_db):
     log = audit_frame(monitored_db, table="alerts", key={"id": first["id"]})
     assert log["action"].to_list() == ["acknowledge", "insert"] and log["user"].to_list() == ["rhea", "rhea"]
     assert first["patient_id"] not in set(alerts.open_alerts(monitored_db)["patient_id"])
+
+
+def test_open_alerts_show_the_day_as_a_date_and_the_risk_with_one_decimal(monitored_db):
+    alert = one_alert(monitored_db)
+    at = app_as(monitored_db, "clinic_staff", "monitoring")
+    table = at.dataframe[0]
+    assert column_types(table) == {"birth_year": {"type": "number", "format": "%d"},
+                                   "date": {"type": "date", "format": "YYYY-MM-DD"},
+                                   "p_flare_28d": {"type": "number", "format": "%.1f%%"}}
+    assert table.value["p_flare_28d"].tolist() == [31.0]  # percent, as the threshold in the caption
+    shown = f"{alert['patient_id']} on {alert['date']}: risk 31.0%\nSteps: 7-day mean 4,100 vs usual 7,900 (-48 %)"
+    assert [t.value for t in at.text] == [shown]
 
 
 def test_a_day_without_wearable_data_scores_nobody(monitored_db):

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from rxpredict.monitoring.flares import flare_events, flare_labels
+from rxpredict.monitoring.windows import context_features
 from rxpredict.registry import Registry
 from tests.conftest import TODAY
 
@@ -84,3 +85,17 @@ def test_label_is_a_flare_within_the_next_28_days_and_null_without_follow_up():
     got = flare_labels(days, reg)  # follow-up ends at the last visit, day 200
     assert got["flare"].to_list() == [False, False, True, True, False, False, False, None, None]
     assert got["next_flare"].to_list()[:5] == [day(100)] * 4 + [None]
+
+
+def test_flare_history_counts_the_past_year_and_the_days_since_the_latest_flare():
+    courses = [course("methotrexate", -400), course("prednisone", 0, 30), course("prednisone", 300, 330)]
+    reg = registry([visit(-10, **QUIET)], courses)  # escalations (flares) on days 0 and 300
+    keys = pl.DataFrame({"patient_id": "A", "date": [day(-1), day(0), day(299), day(320), day(400)]})
+    history = context_features(keys, reg).select("flares_past_year", "days_since_flare")
+    assert history.to_dicts() == [
+        {"flares_past_year": 0.0, "days_since_flare": None},  # nothing yet: no time since a flare
+        {"flares_past_year": 1.0, "days_since_flare": 0.0},  # the flare day itself is known on the day
+        {"flares_past_year": 1.0, "days_since_flare": 299.0},
+        {"flares_past_year": 2.0, "days_since_flare": 20.0},
+        {"flares_past_year": 1.0, "days_since_flare": 100.0},  # day 0 is over a year before day 400
+    ]

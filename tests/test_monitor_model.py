@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import numpy as np
 import polars as pl
 import pytest
+import shap
 from click.testing import CliRunner
 
 from rxpredict.cli import main
@@ -16,9 +18,11 @@ from rxpredict.monitoring.alerts import AlertPolicy, alert_performance
 from rxpredict.monitoring.model import FlareRiskModel
 from rxpredict.monitoring.persist import load_monitor, save_monitor
 from rxpredict.monitoring.pipeline import score_patients
-from rxpredict.monitoring.reasons import background_sample, risk_shap, stream_reasons
-from rxpredict.monitoring.windows import WINDOW_DAYS, Windows, sequence_names
+from rxpredict.monitoring.reasons import (CONTEXT_LABELS, background_sample, group_label, reasons_frame, risk_points,
+                                         risk_shap, stream_reasons)
+from rxpredict.monitoring.windows import WINDOW_DAYS, Windows, context_features, sequence_names
 from rxpredict.registry import Registry, read_registry, write_registry
+from rxpredict.schemas import load_contract
 from rxpredict.simulate import simulate
 from rxpredict.simulate.scenario import Scenario
 
@@ -90,12 +94,68 @@ def test_shap_adds_up_to_the_log_odds(fitted):
     assert "steps" in explanation.feature_names and "last_das28" in explanation.feature_names
 
 
+def test_shap_of_a_window_is_the_same_whenever_and_with_whomever_it_is_scored(fitted):
+    model, windows, _ = fitted
+    background = background_sample(model, windows, size=32)
+    some = windows.take(np.arange(6))
+    np.random.seed(5)
+    first = risk_shap(model, some, background)
+    after = np.random.rand()
+    np.random.seed(5)
+    assert np.random.rand() == after  # the caller's global generator is left as it was
+    assert np.array_equal(risk_shap(model, some, background).values, first.values)
+    alone = risk_shap(model, windows.take(np.array([4, 2])), background)
+    assert np.allclose(alone.values, first.values[[4, 2]], atol=1e-6)
+
+
+def test_group_labels_are_clinical_words():
+    wearables = load_contract().tables["wearables"]
+    assert group_label("resting_hr_bpm") == wearables.field("resting_hr_bpm").title == "Resting heart rate"
+    assert group_label("stiffness_min") == wearables.field("stiffness_min").title  # streams: the contract's titles
+    assert group_label("last_das28") == "last visit's DAS28"
+    assert group_label("days_since_start") == "time on the current therapy"
+    assert group_label("days_since_flare") == "time since the last flare"
+    assert group_label("on_tnfi") == "TNF inhibitor use" and group_label("on_glucocorticoid") == "glucocorticoid use"
+    assert group_label("a_new_input") == "a new input"
+
+
+def test_every_context_input_has_a_label(registry_dir):
+    registry = read_registry(registry_dir)
+    keys = registry["wearables"].select("patient_id", "date").head(5)
+    names = context_features(keys, registry).columns
+    assert [n for n in names if n not in CONTEXT_LABELS and not n.startswith("on_")] == []
+
+
+def test_reasons_say_in_words_how_much_each_group_moves_the_risk(fitted):
+    model, windows, _ = fitted
+    background = background_sample(model, windows, size=32)
+    some = windows.take(np.arange(8))
+    explanation = risk_shap(model, some, background)
+    assert np.array_equal(np.sign(risk_points(model, explanation)), np.sign(explanation.values))
+    # one group carrying all of window a's log-odds above window b's moves the risk from b's to a's
+    a, b = windows.take(np.array([0])), windows.take(np.array([1]))
+    log_odds = [model.log_odds(w.sequence, model.tabular(w)) for w in (a, b)]
+    made = shap.Explanation(values=np.array([[0.0, log_odds[0][0] - log_odds[1][0]]]), base_values=log_odds[1])
+    moved = 100 * (model.predict_proba(a) - model.predict_proba(b))[0]
+    assert np.allclose(risk_points(model, made), [[0.0, moved]], atol=1e-6)
+    frame = reasons_frame(model, some, background)
+    driver = re.compile(r"[A-Z][^_]*: (raises|lowers) the risk by \d+\.\d percentage points")
+    for i, (text, values) in enumerate(frame.iter_rows()):
+        drivers = [r for r in text.split("; ") if "the risk by" in r]
+        assert 0 < len(drivers) <= 3 and all(driver.fullmatch(r) for r in drivers), text
+        assert "log-odds" not in text and "_" not in text
+        stored = json.loads(values)  # the stored SHAP values: log-odds by group name, as before
+        assert list(stored) == explanation.feature_names
+        assert np.allclose(list(stored.values()), explanation.values[i], atol=1e-4)
+
+
 def test_stream_reasons_name_the_moved_streams_against_the_patients_own_baseline():
     reasons = stream_reasons({"steps_dev7": -2.4, "steps_baseline": 7900.0, "steps_mean7": 4100.0,
                               "sleep_min_dev7": 0.4, "sleep_min_baseline": 420.0, "sleep_min_mean7": 410.0,
                               "pain_0_10_dev7": 1.5, "pain_0_10_baseline": 2.0, "pain_0_10_mean7": 4.5})
     assert [r["stream"] for r in reasons] == ["steps", "pain_0_10"]
-    assert reasons[0]["text"] == "steps: 7-day mean 4,100 vs usual 7,900 (-48 %)"
+    assert reasons[0]["text"] == "Steps: 7-day mean 4,100 vs usual 7,900 (-48 %)"
+    assert reasons[1]["text"] == "Pain (self report): 7-day mean 4.5 vs usual 2.0 (+125 %)"
 
 
 def daily_scores(p: list[list[float]]) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal, assert_series_equal
 from rxpredict.clinical import svdh_totals, visit_scores
 from rxpredict.monitoring.baselines import personal_baselines, streams
 from rxpredict.registry import read_registry
+from rxpredict.schemas import load_contract
 from rxpredict.simulate import Scenario, simulate
 from rxpredict.timeline import WEARABLE_MEASURES, patient_timeline, timeline_charts
 
@@ -83,6 +84,7 @@ def test_charts_are_interactive(example):
         spec = charts[title].to_dict()
         assert spec["params"][0]["bind"] == "scales"
         assert "tooltip" in (spec.get("spec") or spec)["encoding"]
+    assert charts[WEARABLES].to_dict()["facet"]["row"]["header"]["labelOrient"] == "top"
 
 
 def test_timeline_of_a_simulated_patient():
@@ -126,9 +128,28 @@ def test_each_stream_per_day_beside_the_personal_baseline(wearer):
     assert_series_equal(steps["baseline"], grid["steps_baseline"], check_names=False)
     banded = steps.with_columns(grid["steps_scale"].alias("scale")).drop_nulls("baseline")
     assert banded.height > 100
-    assert_series_equal(banded["low"], banded["baseline"] - banded["scale"], check_names=False)
+    assert_series_equal(banded["low"], (banded["baseline"] - banded["scale"]).clip(0), check_names=False)
     assert_series_equal(banded["high"], banded["baseline"] + banded["scale"], check_names=False)
     assert steps.filter(pl.col("baseline").is_null()).select("low", "high").drop_nulls().is_empty()
+
+
+def test_the_band_stays_within_each_streams_range_in_the_data_contract():
+    """Morning stiffness mostly 0 (usual 0, give or take 15 minutes) and pain mostly 10: the band stops at 0 and
+    at 10."""
+    wearables = load_contract().tables["wearables"]
+    days = pl.date_range(dt.date(2025, 1, 1), dt.date(2025, 3, 31), eager=True)
+    cycle = lambda values: [values[i % len(values)] for i in range(len(days))]  # noqa: E731
+    wear = pl.DataFrame({"patient_id": "W1", "date": days, "steps": cycle([5000, 6500, 8000]), "active_min": 30,
+                         "sleep_min": 420, "resting_hr_bpm": 60, "pain_0_10": cycle([9, 10, 10, 10, 4]),
+                         "stiffness_min": cycle([0, 0, 0, 20, 40])}).cast(dict(wearables.polars_schema))
+    bands = patient_timeline({"wearables": wear}).baselines.drop_nulls("baseline")
+    for s in streams():
+        band, field = bands.filter(pl.col("stream") == s), wearables.field(s)
+        assert band.height > 0 and band["low"].min() >= field.minimum and band["high"].max() <= field.maximum
+    stiffness, pain = (bands.filter(pl.col("stream") == s) for s in ("stiffness_min", "pain_0_10"))
+    assert (stiffness["baseline"] == 0).all() and (stiffness["low"] == 0).all() and (stiffness["high"] > 10).all()
+    assert (pain["baseline"] == 10).all() and (pain["high"] == 10).all() and (pain["low"] < 10).all()
+
 
 def test_the_baseline_chart_replaces_the_weekly_means_and_marks_the_alerts(wearer):
     last = wearer["wearables"]["date"].max()
@@ -150,6 +171,8 @@ def test_the_baseline_chart_replaces_the_weekly_means_and_marks_the_alerts(weare
     marked = [r for r in rows if r["kind"] == "alert"]
     assert len(marked) == 2 * len(streams())  # every stream's panel shows both alerts
     assert spec["params"][0]["bind"] == "scales" and spec["resolve"]["scale"]["y"] == "independent"
+    header = spec["facet"]["row"]["header"]  # each stream's title above its panel, not rotated beside it
+    assert (header["labelOrient"], header["labelAngle"]) == ("top", 0) and band["encoding"]["y"]["title"] is None
 
 
 def test_without_alerts_no_rules_and_too_few_days_for_a_baseline_keep_the_weekly_means(wearer, example):

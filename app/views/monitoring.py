@@ -14,7 +14,7 @@ from rxpredict.exceptions import BundleError
 from rxpredict.monitoring.pipeline import score_patients
 from rxpredict.monitoring.windows import WINDOW_DAYS
 from rxpredict.store import alerts
-from ui import EARLIEST_DATE, engine, guard
+from ui import EARLIEST_DATE, RISK_COLUMN, RISK_PERCENT, as_dates, engine, guard
 
 user = guard("monitoring")
 st.title("Monitoring between visits")
@@ -74,17 +74,14 @@ shown = alerts.open_alerts(engine())
 if shown.is_empty():
     st.info("No open alerts.")
     st.stop()
-st.dataframe(
-    shown.select("patient_id", "sex", "birth_year", "date", "p_flare_28d", "reasons"), hide_index=True,
-    width="stretch",
-    column_config={"patient_id": "patient", "birth_year": st.column_config.NumberColumn("born", format="%d"),
-                   "p_flare_28d": st.column_config.NumberColumn("risk", format="percent",
-                                                                help="Probability of a flare within 28 days")},
-)
+table = shown.select("patient_id", "sex", "birth_year", "date", RISK_PERCENT, "reasons")
+st.dataframe(table, hide_index=True, width="stretch",
+             column_config={**as_dates(table), "patient_id": "patient", "p_flare_28d": RISK_COLUMN,
+                            "birth_year": st.column_config.NumberColumn("born", format="%d")})
 for alert in shown.iter_rows(named=True):
     key = alert["id"]
     with st.container(border=True):
-        st.text(f"{alert['patient_id']} on {alert['date']}: risk {alert['p_flare_28d']:.0%}\n"
+        st.text(f"{alert['patient_id']} on {alert['date']}: risk {alert['p_flare_28d']:.1%}\n"
                 + alert["reasons"].replace("; ", "\n"))
         note = st.text_input("Note (optional)", key=f"alert_note_{key}")
         acknowledge, dismiss, timeline = st.columns(3)

@@ -7,14 +7,15 @@ from rxpredict.exceptions import RecordError
 from rxpredict.forms import field_specs
 from rxpredict.store import records
 from rxpredict.validation.records import problems_by_column
-from ui import engine, form_fields, guard
+from ui import as_dates, engine, form_fields, guard
+
 
 user = guard("patients")
 st.title("Patients")
 
 query = st.text_input("Search by patient ID", key="patient_query", placeholder="e.g. P0001")
 found = records.search_patients(engine(), query or "")
-st.dataframe(found, hide_index=True, width="stretch")
+st.dataframe(found, hide_index=True, width="stretch", column_config=as_dates(found))
 st.caption(f"{found.height} patient(s) shown")
 
 if notice := st.session_state.pop("saved_notice", None):
@@ -68,4 +69,5 @@ with edit:
             st.rerun()
         show_general(problems)
         st.subheader("Earlier versions")
-        st.dataframe(records.patient_versions(engine(), chosen), hide_index=True, width="stretch")
+        versions = records.patient_versions(engine(), chosen)
+        st.dataframe(versions, hide_index=True, width="stretch", column_config=as_dates(versions))

@@ -6,7 +6,7 @@ import streamlit as st
 
 from rxpredict.store import alerts, records
 from rxpredict.timeline import patient_timeline, timeline_charts
-from ui import engine, guard
+from ui import RISK_COLUMN, RISK_PERCENT, as_dates, engine, guard
 
 guard("timeline")
 st.title("Patient timeline")
@@ -25,6 +25,6 @@ if chosen:
         st.altair_chart(chart, width="content")
     if not raised.is_empty():
         st.subheader("Flare-risk alerts")
-        st.dataframe(raised.select("date", "p_flare_28d", "status", "decided_by", "decided_at", "note", "reasons"),
-                     hide_index=True, width="stretch",
-                     column_config={"p_flare_28d": st.column_config.NumberColumn("risk", format="percent")})
+        table = raised.select("date", RISK_PERCENT, "status", "decided_by", "decided_at", "note", "reasons")
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={**as_dates(table), "p_flare_28d": RISK_COLUMN})

@@ -170,10 +170,13 @@ class FlareRiskModel(ParamsMixin):
         _check_fitted(self, "networks_")
         return np.mean([_batched(network, sequence, tabular) for network in self.networks_], axis=0)
 
+    def risk(self, log_odds: np.ndarray) -> np.ndarray:
+        """Calibrated P(flare within 28 days) from the members' mean log-odds."""
+        return platt_apply(1 / (1 + np.exp(-np.asarray(log_odds, dtype=np.float64))), *self.calibration_)
+
     def predict_proba(self, windows: Windows) -> np.ndarray:
         """Calibrated P(flare within 28 days) per window."""
-        z = self.log_odds(windows.sequence, self.tabular(windows))
-        return platt_apply(1 / (1 + np.exp(-z.astype(np.float64))), *self.calibration_)
+        return self.risk(self.log_odds(windows.sequence, self.tabular(windows)))
 
 
 def _batched(network: FlareNetwork, sequence: np.ndarray, tabular: np.ndarray, size: int = 4096) -> np.ndarray:

@@ -10,7 +10,8 @@ For each requested (patient_id, date):
   the baseline level
   (what a summary-feature model such as gradient boosting uses);
 - ``context``: the last visit's DAS28 (DAS28-CRP, else DAS28-ESR), its change
-  from the visit before, days since it, flares in the past year, the therapy
+  from the visit before, days since it, flares in the past year and days
+  since the latest (how recent the last flare was says much about the next), the therapy
   options and glucocorticoid running on the day, days since the latest start,
   age, sex and seropositivity. Nothing dated after the day is used.
 """
@@ -126,13 +127,14 @@ def _therapy_on(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     return keys.join(on, on=["patient_id", "date"], how="left").with_columns(pl.col(flags).fill_null(False))
 
 
-def _flares_past_year(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
+def _flare_history(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
+    """Flares in the year up to each key's day, and days since the latest (null: none seen)."""
     events = flare_events(registry).select("patient_id", pl.col("date").alias("_event")).unique()
-    counted = (
-        keys.join(events, on="patient_id").filter((pl.col("_event") <= pl.col("date")) & (pl.col("_event") > pl.col("date") - YEAR))
-        .group_by("patient_id", "date").agg(pl.len().cast(pl.Float64).alias("flares_past_year"))
-    )
-    return keys.join(counted, on=["patient_id", "date"], how="left").with_columns(pl.col("flares_past_year").fill_null(0.0))
+    seen = keys.join(events, on="patient_id").filter(pl.col("_event") <= pl.col("date"))
+    history = seen.group_by("patient_id", "date").agg(
+        (pl.col("_event") > pl.col("date") - YEAR).sum().cast(pl.Float64).alias("flares_past_year"),
+        (pl.col("date").first() - pl.col("_event").max()).dt.total_days().cast(pl.Float64).alias("days_since_flare"))
+    return keys.join(history, on=["patient_id", "date"], how="left").with_columns(pl.col("flares_past_year").fill_null(0.0))
 
 
 def _patients(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
@@ -146,7 +148,7 @@ def _patients(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
 
 def context_features(keys: pl.DataFrame, registry: Registry) -> pl.DataFrame:
     """The clinical context of each key (columns after patient_id and date), in the keys' order."""
-    parts = [_visits_asof(keys, registry), _therapy_on(keys, registry), _flares_past_year(keys, registry),
+    parts = [_visits_asof(keys, registry), _therapy_on(keys, registry), _flare_history(keys, registry),
              _patients(keys, registry)]
     out = keys
     for part in parts:
