@@ -17,9 +17,13 @@ def train_early_stopping(network: torch.nn.Module, loss: Callable[[torch.nn.Modu
 
     ``loss(network, batch)`` gets the rows of every tensor in ``data``; training
     stops after ``patience`` epochs without a better loss on ``val_idx``.
-    Returns the history: (epoch, mean training loss, validation loss).
+    Returns the history: (epoch, mean training loss, validation loss). A
+    network with a ``param_groups(learning_rate, weight_decay)`` method sets
+    its own groups (a part that learns at another rate, say).
     """
-    optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    groups = (network.param_groups(learning_rate, weight_decay) if hasattr(network, "param_groups")
+              else network.parameters())
+    optimiser = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
     best, best_state, stale, history = np.inf, None, 0, []
     val = torch.from_numpy(np.asarray(val_idx))
     bar = tqdm(range(epochs), desc=description, disable=not progress)

@@ -3,8 +3,11 @@
 A small temporal convolution network reads the daily deviations from the
 personal baseline together with their observed-day masks (a missing day is
 masked, never a zero); its pooled states (all days, the last 7, the last day)
-join the summary trends and the clinical context in a small head that gives
-the log-odds. It is trained with early stopping on held-out patients and
+join the summary trends and the clinical context in a small head. Beside it,
+the wide part adds one learned value per input and quantile bin (a
+piecewise-constant effect of each input, penalised for every step so that
+only the steps the data asks for remain: what boosted trees of single
+splits do). It is trained with early stopping on held-out patients and
 Platt-recalibrated on them.
 
 >>> model = FlareRiskModel(seed=0).fit(windows, labels)      # doctest: +SKIP
@@ -18,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rxpredict.models.encoding import PiecewiseLinearEncoder
+from rxpredict.models.encoding import PiecewiseLinearEncoder, QuantileBins
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.params import ParamsMixin
 from rxpredict.models.platt import platt_apply, platt_fit
@@ -29,35 +32,52 @@ LAST_DAYS = 7
 
 
 class FlareNetwork(nn.Module):
-    """Wide and deep: a linear term on the encoded tabular inputs, plus a head over the convolved days.
+    """Wide and deep: a table of each input's value per bin, plus a head over the convolved days.
 
-    The deep part runs dilated 1-D convolutions over the days, pools them
-    with the observed-day mask (all days, the last 7, the last day) and joins
-    them with an embedding of the tabular inputs.
+    The wide part sums, over the tabular inputs, a learned value for the bin
+    each falls in; a total-variation penalty on neighbouring bins keeps the
+    few steps that matter. The deep part runs dilated 1-D convolutions over
+    the days, pools them with the observed-day mask (all days, the last 7, the
+    last day) and joins them with an embedding of the encoded tabular inputs.
     """
 
-    def __init__(self, n_channels: int, n_tabular: int, hidden: int = 32, dropout: float = 0.1,
-                 day_dropout: float = 0.0) -> None:
+    def __init__(self, n_channels: int, n_encoded: int, n_features: int, wide_bins: int, hidden: int = 32,
+                 dropout: float = 0.1, day_dropout: float = 0.0, wide_penalty: float = 1e-3,
+                 wide_learning_rate: float = 1e-2) -> None:
         super().__init__()
-        self.day_dropout = day_dropout
-        self.wide = nn.Linear(n_tabular, 1)
+        self.n_encoded, self.day_dropout = n_encoded, day_dropout
+        self.wide_penalty, self.wide_learning_rate = wide_penalty, wide_learning_rate
+        self.wide = nn.Parameter(torch.zeros(n_features, wide_bins + 1))  # the last column: missing
         self.conv = nn.Sequential(
             nn.Conv1d(n_channels, hidden, kernel_size=5, padding=2), nn.ReLU(),
             nn.Conv1d(hidden, hidden, kernel_size=5, padding=4, dilation=2), nn.ReLU(),
             nn.Conv1d(hidden, hidden, kernel_size=5, padding=8, dilation=4), nn.ReLU(),
         )
-        self.tabular = nn.Sequential(nn.Linear(n_tabular, hidden), nn.ReLU())
+        self.tabular = nn.Sequential(nn.Linear(n_encoded, hidden), nn.ReLU())
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, sequence: torch.Tensor, tabular: torch.Tensor) -> torch.Tensor:
-        """Log-odds of a flare, shape (n,); ``sequence`` is (n, days, channels), odd channels the seen masks."""
+        """Log-odds of a flare, shape (n,); ``sequence`` is (n, days, channels), odd channels the seen masks;
+        ``tabular`` the encoded inputs followed by each input's bin number."""
+        encoded, bins = tabular[:, :self.n_encoded], tabular[:, self.n_encoded:].long()
+        wide = self.wide[torch.arange(bins.shape[1]), bins].sum(1)
         h = self.conv(sequence.transpose(1, 2))
         seen = sequence[:, :, 1::2].amax(dim=2).unsqueeze(1)  # (n, 1, days): any stream seen that day
         pool = lambda m: (h * m).sum(2) / m.sum(2).clamp(min=1.0)  # noqa: E731
         last = torch.zeros_like(seen)
         last[:, :, -LAST_DAYS:] = 1.0
-        states = [pool(seen), pool(seen * last), h[:, :, -1], self.tabular(tabular)]
-        return (self.wide(tabular) + self.head(torch.cat(states, dim=1))).squeeze(1)
+        states = [pool(seen), pool(seen * last), h[:, :, -1], self.tabular(encoded)]
+        return wide + self.head(torch.cat(states, dim=1)).squeeze(1)
+
+    def penalty(self) -> torch.Tensor:
+        """The total variation of the wide table along the bins (the missing column apart)."""
+        return self.wide_penalty * (self.wide[:, 1:-1] - self.wide[:, :-2]).abs().sum()
+
+    def param_groups(self, learning_rate: float, weight_decay: float) -> list[dict]:
+        """The wide table learns at its own rate, held by its penalty instead of weight decay."""
+        rest = [p for name, p in self.named_parameters() if name != "wide"]
+        return [{"params": [self.wide], "lr": self.wide_learning_rate, "weight_decay": 0.0},
+                {"params": rest, "lr": learning_rate, "weight_decay": weight_decay}]
 
 
 class FlareRiskModel(ParamsMixin):
@@ -73,7 +93,10 @@ class FlareRiskModel(ParamsMixin):
     hidden : width of the convolutions and the head
     dropout : dropout before the head
     day_dropout : share of days hidden at random while training (an unworn day), against over-fitting
-    n_bins : bins of the piecewise-linear encoding of each summary and context column
+    n_bins : bins of the piecewise-linear encoding of each summary and context column (the deep part)
+    wide_bins : quantile bins of each column in the wide part's table
+    wide_penalty : total-variation penalty on the wide table (per step, on the mean loss)
+    wide_learning_rate : the wide table's learning rate
     n_members : networks in the ensemble
     epochs, batch_size, learning_rate, weight_decay, patience : training (AdamW, early stopping)
     validation_fraction : share of patients each member holds out
@@ -84,6 +107,7 @@ class FlareRiskModel(ParamsMixin):
     ----------
     tabular_names_ : the summary and context columns, in the network's order
     encoder_ : their piecewise-linear encoding (bins at the training quantiles)
+    bins_ : their quantile bins for the wide table
     calibration_ : (intercept, slope) of the Platt recalibration, fitted out of bag
     networks_ : the fitted torch modules
     history_ : per member, (epoch, training loss, validation loss)
@@ -91,6 +115,7 @@ class FlareRiskModel(ParamsMixin):
     """
 
     def __init__(self, hidden: int = 16, dropout: float = 0.5, day_dropout: float = 0.2, n_bins: int = 8,
+                 wide_bins: int = 64, wide_penalty: float = 1e-3, wide_learning_rate: float = 1e-2,
                  n_members: int = 3, epochs: int = 80, batch_size: int = 1024, learning_rate: float = 3e-4,
                  weight_decay: float = 5e-2, patience: int = 6, validation_fraction: float = 0.25, seed: int = 0,
                  progress: bool = True) -> None:
@@ -98,6 +123,9 @@ class FlareRiskModel(ParamsMixin):
         self.dropout = dropout
         self.day_dropout = day_dropout
         self.n_bins = n_bins
+        self.wide_bins = wide_bins
+        self.wide_penalty = wide_penalty
+        self.wide_learning_rate = wide_learning_rate
         self.n_members = n_members
         self.epochs = epochs
         self.batch_size = batch_size
@@ -116,14 +144,22 @@ class FlareRiskModel(ParamsMixin):
         return self._tabular_frame(windows).select(self.tabular_names_).cast(pl.Float64).to_numpy()
 
     def tabular(self, windows: Windows) -> np.ndarray:
-        """The summary and context columns, piecewise-linearly encoded (a missing value has its own flag)."""
+        """The summary and context columns, piecewise-linearly encoded (a missing value has its own flag), then
+        each one's bin number for the wide table."""
         _check_fitted(self, "encoder_")
-        return self.encoder_.transform(self._raw_tabular(windows))
+        raw = self._raw_tabular(windows)
+        return np.concatenate([self.encoder_.transform(raw), self.bins_.transform(raw)], axis=1)
+
+    @property
+    def feature_of_(self) -> np.ndarray:
+        """The tabular input (index into ``tabular_names_``) of each column of :meth:`tabular`."""
+        return np.concatenate([self.encoder_.feature_of_, np.arange(len(self.tabular_names_))])
 
     def new_network(self) -> FlareNetwork:
         """An untrained network shaped for this model's inputs (for training or loading weights)."""
-        return FlareNetwork(self.n_channels_, len(self.encoder_.feature_of_), self.hidden, self.dropout,
-                            self.day_dropout)
+        return FlareNetwork(self.n_channels_, len(self.encoder_.feature_of_), len(self.tabular_names_),
+                            self.wide_bins, self.hidden, self.dropout, self.day_dropout, self.wide_penalty,
+                            self.wide_learning_rate)
 
     # ----- fit ----------------------------------------------------------------------------------------------
     def fit(self, windows: Windows, labels: np.ndarray) -> "FlareRiskModel":
@@ -135,7 +171,9 @@ class FlareRiskModel(ParamsMixin):
             raise ValueError(f"{len(windows)} labelled patient-days with {int(y.sum())} flares: too few to fit")
         frame = self._tabular_frame(windows)
         self.tabular_names_ = [c for c in frame.columns if frame[c].drop_nulls().n_unique() > 1]
-        self.encoder_ = PiecewiseLinearEncoder(self.n_bins).fit(self._raw_tabular(windows))
+        raw = self._raw_tabular(windows)
+        self.encoder_ = PiecewiseLinearEncoder(self.n_bins).fit(raw)
+        self.bins_ = QuantileBins(self.wide_bins).fit(raw)
         self.n_channels_ = windows.sequence.shape[2]
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
@@ -194,4 +232,5 @@ def _loss(network: FlareNetwork, batch: list[torch.Tensor]) -> torch.Tensor:
     if network.training and network.day_dropout > 0:  # days dropped at random, as if the device was not worn
         kept = (torch.rand(sequence.shape[0], sequence.shape[1], 1) >= network.day_dropout).to(sequence.dtype)
         sequence = sequence * kept
-    return F.binary_cross_entropy_with_logits(network(sequence, tabular), y)
+    loss = F.binary_cross_entropy_with_logits(network(sequence, tabular), y)
+    return loss + network.penalty() if network.training else loss

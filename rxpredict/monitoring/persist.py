@@ -17,14 +17,14 @@ import numpy as np
 
 from rxpredict.bundle import library_versions, load_members, save_members, verified_config, write_bundle
 from rxpredict.exceptions import BundleError
-from rxpredict.models.encoding import PiecewiseLinearEncoder
+from rxpredict.models.encoding import PiecewiseLinearEncoder, QuantileBins
 from rxpredict.monitoring.alerts import AlertPolicy
 from rxpredict.monitoring.model import FlareRiskModel
 from rxpredict.schemas import load_contract
 
 KIND = "FlareRiskModel"
 #: Raised whenever what the bundle's files mean changes (3: an ensemble on piecewise-linear encoded inputs).
-MONITOR_FORMAT = 3
+MONITOR_FORMAT = 4
 
 
 def _card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
@@ -70,7 +70,7 @@ def save_monitor(model: FlareRiskModel, policy: AlertPolicy, background: tuple[n
         "schema_version": load_contract().version, "versions": library_versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "training": training or {},
     }
-    arrays = {"edges": model.encoder_.edges_, "background_sequence": background[0],
+    arrays = {"edges": model.encoder_.edges_, "wide_edges": model.bins_.edges_, "background_sequence": background[0],
               "background_tabular": background[1]}
     files = {
         "weights.pt": lambda path: save_members(model.networks_, path),
@@ -96,6 +96,8 @@ def load_monitor(directory: str | Path) -> tuple[FlareRiskModel, AlertPolicy, tu
     model.calibration_ = tuple(config["calibration"])
     with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
         model.encoder_ = PiecewiseLinearEncoder(model.n_bins).set_edges(arrays["edges"])
+        model.bins_ = QuantileBins(model.wide_bins)
+        model.bins_.edges_ = arrays["wide_edges"]
         background = (arrays["background_sequence"], arrays["background_tabular"])
     model.networks_ = load_members(directory / "weights.pt", model.new_network, model.n_members)
     model.history_ = []

@@ -71,7 +71,7 @@ def group_label(name: str) -> str:
 
 def _groups(model: FlareRiskModel, sequence_names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Group name -> (its sequence channels, its encoded tabular columns)."""
-    feature_of = model.encoder_.feature_of_
+    feature_of = model.feature_of_
     columns_of = {n: np.flatnonzero(feature_of == i) for i, n in enumerate(model.tabular_names_)}
     out = {}
     for s in streams():
