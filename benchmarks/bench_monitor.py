@@ -7,10 +7,12 @@ context (the same tabular inputs the network gets, without the daily sequence), 
 held-out share of the training patients like the network. All are scored on every labelled day of the
 held-out patients: AUROC, ECE (10 bins), Brier; the oracle's own AUROC on those days where the simulator
 writes one. The alert policy at the default budget (one alert per patient-month) gives sensitivity, median
-lead time and PPV. Speed: the probability on one date for 10,000 patients with wearables, from their last
-56 days (windows built from the registry and scored), and the full ``score_patients`` (policy replay).
+lead time and PPV. With ``--seeds`` each seed simulates and fits anew and the figures are the seeds' means
+(the held-out patients are a few hundred, so one seed's AUROC moves by about 0.01). Speed: the probability on
+one date for 10,000 patients with wearables, from their last 56 days (windows built from the registry and
+scored), and the full ``score_patients`` (policy replay).
 
-    python benchmarks/bench_monitor.py [--patients 20000] [--seed 0] [--no-record]
+    python benchmarks/bench_monitor.py [--patients 20000] [--seed 0 | --seeds 0 1] [--no-record]
 """
 from __future__ import annotations
 
@@ -96,54 +98,76 @@ def speed(fitted, seed: int) -> tuple[float, float]:
     return one_day, time.perf_counter() - t0
 
 
-def main() -> None:
-    args = arguments(__doc__).parse_args()
+def one_seed(patients: int, seed: int) -> dict:
+    """Simulate, fit the monitor and its peers on one seed's registry; figures on its held-out patients."""
     t0 = time.perf_counter()
-    frames = simulate(args.patients, seed=args.seed, progress=False)
+    frames = simulate(patients, seed=seed, progress=False)
     registry = Registry.from_tables(frames)
-    fitted = fit_monitor(registry, seed=args.seed, progress=True)
-    fit_seconds = time.perf_counter() - t0
+    fitted = fit_monitor(registry, seed=seed, progress=True)
     held = fitted.held_out
-    ours = _figures(held["flare"].to_numpy().astype(int), held["p_flare_28d"].to_numpy())
-    peers = baselines(registry, fitted, args.seed)
-    oracle = oracle_auroc(frames, held)
-    one_day, full = speed(fitted, args.seed)
-    m = fitted.metrics
+    return {"fitted": fitted, "fit_seconds": time.perf_counter() - t0,
+            "ours": _figures(held["flare"].to_numpy().astype(int), held["p_flare_28d"].to_numpy()),
+            "peers": baselines(registry, fitted, seed), "oracle": oracle_auroc(frames, held),
+            "held": f"{held.height:,} held-out patient-days of {held['patient_id'].n_unique():,} patients, "
+                    f"flare rate {held['flare'].mean():.3f}"}
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", help="several seeds: figures are their means (default: --seed)")
+    args = parser.parse_args()
+    seeds = args.seeds or [args.seed]
+    runs = [one_seed(args.patients, seed) for seed in seeds]
+
+    def mean(get) -> float:
+        return float(np.mean([get(r) for r in runs]))
+
+    ours = {k: mean(lambda r: r["ours"][k]) for k in ("auroc", "ece", "brier")}
+    peers = {name: {k: mean(lambda r: r["peers"][name][k]) for k in ("auroc", "ece", "brier")}
+             for name in runs[0]["peers"]}
+    oracles = [r["oracle"] for r in runs if r["oracle"] is not None]
+    alerts = {k: mean(lambda r: r["fitted"].metrics[k]) for k in
+              ("alerts_per_patient_month", "sensitivity", "median_lead_days", "ppv")}
+    one_day, full = speed(runs[0]["fitted"], seeds[0])
+    of = f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""
     best_peer = max(v["auroc"] for v in peers.values())
     rows = [
-        {"figure": "temporal network: AUROC, flare within 28 days (held-out patients)", "value": ours["auroc"],
+        {"figure": f"temporal network: AUROC, flare within 28 days (held-out patients){of}", "value": ours["auroc"],
          "unit": "", "target": f"> LightGBM ({peers['LightGBM summary']['auroc']:.3f}) and >= last visit + 0.08 "
                                f"({peers['last visit DAS28']['auroc'] + 0.08:.3f})",
          "met": bool(ours["auroc"] > best_peer and ours["auroc"] >= peers["last visit DAS28"]["auroc"] + 0.08)},
-        {"figure": "temporal network: ECE", "value": ours["ece"], "unit": "", "target": "<= 0.03",
+        {"figure": f"temporal network: ECE{of}", "value": ours["ece"], "unit": "", "target": "<= 0.03",
          "met": bool(ours["ece"] <= 0.03)},
-        *({"figure": f"{name}: AUROC", "value": v["auroc"], "unit": "", "target": "", "met": None}
+        *({"figure": f"oracle: AUROC on the same days{of}", "value": float(np.mean(oracles)), "unit": "",
+           "target": "", "met": None} for _ in oracles[:1]),
+        *({"figure": f"{name}: AUROC{of}", "value": v["auroc"], "unit": "", "target": "", "met": None}
           for name, v in peers.items()),
-        {"figure": "alerts per patient-month (budget 1)", "value": m["alerts_per_patient_month"], "unit": "",
-         "target": "<= 1", "met": bool(m["alerts_per_patient_month"] <= 1.0)},
-        {"figure": "alert sensitivity (flares with an alert in the 28 days before)", "value": m["sensitivity"],
-         "unit": "", "target": "reported", "met": None},
-        {"figure": "median lead time, alert to flare", "value": m["median_lead_days"], "unit": "days",
+        {"figure": f"alerts per patient-month (budget 1){of}", "value": alerts["alerts_per_patient_month"],
+         "unit": "", "target": "<= 1", "met": bool(alerts["alerts_per_patient_month"] <= 1.0)},
+        {"figure": f"alert sensitivity (flares with an alert in the 28 days before){of}",
+         "value": alerts["sensitivity"], "unit": "", "target": "reported", "met": None},
+        {"figure": f"median lead time, alert to flare{of}", "value": alerts["median_lead_days"], "unit": "days",
          "target": "reported", "met": None},
-        {"figure": "alert PPV (a flare within 28 days)", "value": m["ppv"], "unit": "", "target": "reported",
-         "met": None},
+        {"figure": f"alert PPV (a flare within 28 days){of}", "value": alerts["ppv"], "unit": "",
+         "target": "reported", "met": None},
         {"figure": f"score {SPEED_PATIENTS:,} patients' last 56 days (one date)", "value": one_day, "unit": "s",
          "target": "< 10 s", "met": bool(one_day < 10)},
         {"figure": f"score_patients for {SPEED_PATIENTS:,} patients (with the 14-day alert replay)", "value": full,
          "unit": "s", "target": "", "met": None},
-        {"figure": "simulate + fit the monitor", "value": fit_seconds, "unit": "s", "target": "", "met": None},
+        {"figure": "simulate + fit the monitor (one seed)", "value": runs[0]["fit_seconds"], "unit": "s",
+         "target": "", "met": None},
     ]
-    if oracle is not None:
-        rows.insert(2, {"figure": "oracle: AUROC on the same days", "value": oracle, "unit": "", "target": "",
-                        "met": None})
-    table = ["| model | AUROC | ECE | Brier |", "| --- | --- | --- | --- |",
-             f"| temporal network (ours) | {ours['auroc']:.3f} | {ours['ece']:.3f} | {ours['brier']:.4f} |"]
-    table += [f"| {name} | {v['auroc']:.3f} | {v['ece']:.3f} | {v['brier']:.4f} |" for name, v in peers.items()]
-    if oracle is not None:
-        table.append(f"| oracle | {oracle:.3f} | | |")
-    held_text = (f"{held.height:,} held-out patient-days of {held['patient_id'].n_unique():,} patients, "
-                 f"flare rate {held['flare'].mean():.3f}")
-    command = f"python benchmarks/bench_monitor.py --patients {args.patients} --seed {args.seed}"
+    table = ["| seed | model | AUROC | ECE | Brier |", "| --- | --- | --- | --- | --- |"]
+    for seed, r in zip(seeds, runs):
+        table.append(f"| {seed} | temporal network (ours) | {r['ours']['auroc']:.3f} | {r['ours']['ece']:.3f} | "
+                     f"{r['ours']['brier']:.4f} |")
+        table += [f"| {seed} | {name} | {v['auroc']:.3f} | {v['ece']:.3f} | {v['brier']:.4f} |"
+                  for name, v in r["peers"].items()]
+        if r["oracle"] is not None:
+            table.append(f"| {seed} | oracle | {r['oracle']:.3f} | | |")
+    held_text = "; ".join(f"seed {seed}: {r['held']}" for seed, r in zip(seeds, runs))
+    command = (f"python benchmarks/bench_monitor.py --patients {args.patients} "
+               + (f"--seeds {' '.join(map(str, seeds))}" if args.seeds else f"--seed {args.seed}"))
     report("monitor", command, rows, store=False)
     print(held_text)
     print("\n".join(table))
