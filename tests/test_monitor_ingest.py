@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import sys
 import time
+import types
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -589,7 +591,9 @@ def _import_at_once(registry: Path, patient: str, path: Path) -> int:
 
 
 @needs_flock
-def test_imports_at_once_into_one_registry_keep_every_patients_days(registry, tmp_path):
+def test_imports_at_once_into_one_registry_keep_every_patients_days(registry, tmp_path, monkeypatch):
+    # A spawned worker re-runs the parent's __main__ file: after the app's page tests that is app/main.py.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     patients = ["EX001", "EX002", "EX003", "EX004"]
     exports = [write_export(tmp_path / f"{p}.xml", [steps(f"2024-06-0{d} 08:00:00 +0000", value=1000 * i + d)
                                                     for d in range(1, 6)]) for i, p in enumerate(patients)]
