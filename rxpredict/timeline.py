@@ -261,7 +261,7 @@ def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
         .mark_line(point=True)
         .encode(
             x=alt.X("week:T", title="week"),
-            y=alt.Y("value:Q", title=None),
+            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
             tooltip=[alt.Tooltip("week:T", title="week of"), "measure:N", alt.Tooltip("value:Q", format=".1f"),
                      alt.Tooltip("days:Q", title="days with data")],
         )
@@ -274,7 +274,8 @@ def _wearables_chart(weekly: pl.DataFrame) -> alt.FacetChart:
 
 def _baseline_chart(baselines: pl.DataFrame, alerts: pl.DataFrame) -> alt.FacetChart:
     """Per stream: the day's values (broken where the device was not worn or nothing was recorded), the
-    personal baseline as a dashed line in a band of one scale either side, and each alert as a rule."""
+    personal baseline as a dashed line in a band of one scale either side, and each alert as a rule; each
+    panel's axis spans its own values, not down to 0 (sleep and heart rate would be flattened)."""
     titles = _wearable_titles()
     days = baselines.with_columns(pl.col("stream").replace_strict(titles).alias("measure"), pl.lit("day").alias("kind"))
     marks = alerts.join(pl.DataFrame({"measure": list(titles.values())}), how="cross").with_columns(
@@ -282,7 +283,7 @@ def _baseline_chart(baselines: pl.DataFrame, alerts: pl.DataFrame) -> alt.FacetC
     base = alt.Chart(pl.concat([days.drop("stream"), marks], how="diagonal")).encode(x=alt.X("date:T", title="date"))
     on_days = base.transform_filter(alt.datum.kind == "day")
     band = on_days.mark_area(opacity=0.25).encode(
-        y=alt.Y("low:Q", title=None), y2="high:Q",
+        y=alt.Y("low:Q", title=None, scale=alt.Scale(zero=False)), y2="high:Q",
         tooltip=[alt.Tooltip("date:T"), alt.Tooltip("baseline:Q", title="usual", format=",.1f"),
                  alt.Tooltip("low:Q", title="usual range from", format=",.1f"),
                  alt.Tooltip("high:Q", title="to", format=",.1f")])
@@ -297,7 +298,7 @@ def _baseline_chart(baselines: pl.DataFrame, alerts: pl.DataFrame) -> alt.FacetC
         layers.append(base.transform_filter(alt.datum.kind == "alert").mark_rule(strokeWidth=2).encode(
             color=alt.Color("status:N", title="alert",
                             scale=alt.Scale(domain=list(ALERT_COLOURS), range=list(ALERT_COLOURS.values()))),
-            tooltip=[alt.Tooltip("date:T", title="alert on"), alt.Tooltip("p_flare_28d:Q", title="risk", format=".0%"),
+            tooltip=[alt.Tooltip("date:T", title="alert on"), alt.Tooltip("p_flare_28d:Q", title="risk", format=".1%"),
                      "status:N"],
         ))
     return (
