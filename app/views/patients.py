@@ -9,7 +9,6 @@ from rxpredict.store import records
 from rxpredict.validation.records import problems_by_column
 from ui import as_dates, engine, form_fields, guard
 
-
 user = guard("patients")
 st.title("Patients")
 

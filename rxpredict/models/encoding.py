@@ -14,6 +14,19 @@ from __future__ import annotations
 import numpy as np
 
 
+def column_quantiles(X: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """(n_features, len(levels)): each column's distinct quantiles at ``levels`` over its observed values,
+    NaN-padded (all NaN for a column with none)."""
+    X = np.asarray(X, dtype=float)
+    out = np.full((X.shape[1], len(levels)), np.nan)
+    for j in range(X.shape[1]):
+        seen = X[:, j][~np.isnan(X[:, j])]
+        if seen.size:
+            edges = np.unique(np.quantile(seen, levels))
+            out[j, :edges.size] = edges
+    return out
+
+
 class PiecewiseLinearEncoder:
     """Fit quantile bin edges per column; ``transform`` gives the bins' fill plus a missing flag per column.
 
@@ -31,13 +44,9 @@ class PiecewiseLinearEncoder:
         self.n_bins = n_bins
 
     def fit(self, X: np.ndarray) -> "PiecewiseLinearEncoder":
-        X = np.asarray(X, dtype=float)
-        self.edges_ = np.full((X.shape[1], self.n_bins + 1), np.nan)
-        for j in range(X.shape[1]):
-            seen = X[:, j][~np.isnan(X[:, j])]
-            edges = np.unique(np.quantile(seen, np.linspace(0, 1, self.n_bins + 1))) if seen.size else np.zeros(1)
-            self.edges_[j, :edges.size] = edges
-        return self.set_edges(self.edges_)
+        edges = column_quantiles(X, np.linspace(0, 1, self.n_bins + 1))
+        edges[np.isnan(edges[:, 0]), 0] = 0.0  # a column never seen: one edge, so only its missing flag
+        return self.set_edges(edges)
 
     def set_edges(self, edges: np.ndarray) -> "PiecewiseLinearEncoder":
         """Use these bin edges (as fitted, or read back from a saved model)."""
@@ -77,13 +86,7 @@ class QuantileBins:
         self.n_bins = n_bins
 
     def fit(self, X: np.ndarray) -> "QuantileBins":
-        X = np.asarray(X, dtype=float)
-        self.edges_ = np.full((X.shape[1], self.n_bins - 1), np.nan)
-        for j in range(X.shape[1]):
-            seen = X[:, j][~np.isnan(X[:, j])]
-            if seen.size:
-                edges = np.unique(np.quantile(seen, np.linspace(0, 1, self.n_bins + 1)[1:-1]))
-                self.edges_[j, :edges.size] = edges
+        self.edges_ = column_quantiles(X, np.linspace(0, 1, self.n_bins + 1)[1:-1])
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:

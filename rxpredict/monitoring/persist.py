@@ -23,7 +23,8 @@ from rxpredict.monitoring.model import FlareRiskModel
 from rxpredict.schemas import load_contract
 
 KIND = "FlareRiskModel"
-#: Raised whenever what the bundle's files mean changes (3: an ensemble on piecewise-linear encoded inputs).
+#: Raised whenever what the bundle's files mean changes (3: an ensemble on piecewise-linear encoded inputs;
+#: 4: with a wide table per input and quantile bin, whose edges are ``wide_edges``).
 MONITOR_FORMAT = 4
 
 
