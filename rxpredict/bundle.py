@@ -44,6 +44,8 @@ from rxpredict.survival.persist import (
 )
 
 BUNDLE_FORMAT = 1
+#: The response network's layout; 2: one expected change and a spread per option (models/outcome.py).
+RESPONSE_FORMAT = 2
 MANIFEST = "manifest.json"
 LIBRARIES = ("rxpredict", "torch", "polars", "numpy", "lifelines", "shap")
 
@@ -184,8 +186,9 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     labelled = None if cohort is None else cohort.filter(pl.col("therapy").is_not_null()
                                                          & pl.col("response").is_not_null())
     config = {
-        "format": BUNDLE_FORMAT, "kind": "ResponseModel", "params": model.get_params(),
-        "options": model.options_, "blocks": model.blocks_, "change_scale": model.change_scale_,
+        "format": BUNDLE_FORMAT, "kind": "ResponseModel", "response_format": RESPONSE_FORMAT,
+        "params": model.get_params(), "options": model.options_, "blocks": model.blocks_,
+        "change_scale": model.change_scale_, "baseline_fill": model.baseline_fill_,
         "markers": list(markers or []),
         "survival": survival is not None, "schema_version": load_contract().version, "versions": library_versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -285,12 +288,15 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     config = verified_config(directory)
     if config.get("kind") != "ResponseModel":
         raise BundleError(f"{directory}: a {config.get('kind')} bundle, not a response model")
+    if config.get("response_format", 1) != RESPONSE_FORMAT:
+        raise BundleError(f"{directory}: a response model of format {config.get('response_format', 1)}, written by "
+                          f"an older rxpredict; this one reads format {RESPONSE_FORMAT}: train it again")
     arrays = np.load(directory / "arrays.npz", allow_pickle=False)
     model = ResponseModel(**config["params"])
     model.options_ = config["options"]
     model._set_blocks({b: list(c) for b, c in config["blocks"].items()})
     model.mean_, model.scale_, model.calibration_ = arrays["mean"], arrays["scale"], arrays["calibration"]
-    model.change_scale_ = config["change_scale"]
+    model.change_scale_, model.baseline_fill_ = config["change_scale"], config["baseline_fill"]
     if "background" in arrays.files:  # absent from bundles written before explanations, or without a cohort
         model.background_ = arrays["background"]
     model.propensity_, model.ood_ = overlap_from_state(config, arrays)

@@ -429,7 +429,7 @@ def survival_curves(model_dir: Path, registry_dir: Path, patient_id: str, at_dat
 @click.option("--therapy", required=True, help="The option to explain (e.g. il6i).")
 @click.option("--versus", default=None, help="Explain why --therapy beats (or trails) this option instead.")
 @click.option("--at", "at_date", default=None, help="Date of the prediction (YYYY-MM-DD; default today).")
-@click.option("--output", type=click.Choice(["p_response", "p_remission"]), default="p_response", show_default=True,
+@click.option("--output", type=click.Choice(["p_response", "p_good", "p_remission"]), default="p_response", show_default=True,
               help="The probability explained.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON for machines.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,

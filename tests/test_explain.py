@@ -39,7 +39,7 @@ def fitted():
 def test_values_add_up_to_the_output_for_every_option_and_contrast(fitted):
     model, _, rows = fitted
     few = rows.head(5)
-    for output in ("p_response", "p_remission"):
+    for output in ("p_response", "p_good", "p_remission", "das28_change"):
         outputs = option_outputs(model, few, output)
         for option in OPTIONS:
             e = explain_options(model, few, option, output=output)
@@ -67,8 +67,10 @@ def test_all_options_at_once_equal_one_at_a_time_and_shaps_own_loop(fitted, monk
         assert e.values.shape == (few.height, len(model.columns_)) and np.array_equal(e.data, one.data, equal_nan=True)
     explainer = shap.DeepExplainer(ExplainedOutput(model, "p_remission", [(model.options_.index("il6i"), None)]),
                                    torch.from_numpy(model.background_))
-    reference = explainer.shap_values(torch.from_numpy(network_inputs(model, few)[0]), check_additivity=False)
-    assert np.allclose(np.asarray(reference).reshape(few.height, -1), every["il6i"].values, rtol=0, atol=1e-10)
+    inputs, raw = network_inputs(model, few)
+    reference = explainer.shap_values(torch.from_numpy(inputs), check_additivity=False)
+    reference = shapley._fold_baseline(model, np.asarray(reference).reshape(few.height, -1), raw)
+    assert np.allclose(reference, every["il6i"].values, rtol=0, atol=1e-10)
 
 
 def test_irrelevant_markers_get_little_and_seropositivity_drives_rituximab(fitted):
@@ -112,10 +114,10 @@ def test_plots_are_png(fitted, tmp_path):
 
 def test_errors_name_what_is_wrong(fitted):
     model, _, rows = fitted
-    with pytest.raises(ValueError, match="p_good"):
-        explain_options(model, rows.head(1), "tnfi", output="p_good")
-    with pytest.raises(ValueError, match="p_good"):
-        explain_all_options(model, rows.head(1), output="p_good")
+    with pytest.raises(ValueError, match="p_rrp.*choose one of p_response, p_good"):
+        explain_options(model, rows.head(1), "tnfi", output="p_rrp")
+    with pytest.raises(ValueError, match="p_rrp"):
+        explain_all_options(model, rows.head(1), output="p_rrp")
     with pytest.raises(ValueError, match="not an option"):
         explain_options(model, rows.head(1), "aspirin")
     with pytest.raises(ValueError, match="same option"):

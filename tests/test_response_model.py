@@ -101,12 +101,18 @@ def test_tampered_or_foreign_bundles_are_refused(fitted, tmp_path):
         load_bundle(path)
     weights.write_bytes(original)
     config = json.loads((path / "config.json").read_text())
-    config["schema_version"] = "0.9.0"
-    (path / "config.json").write_text(json.dumps(config))
-    manifest = json.loads((path / "manifest.json").read_text())
-    manifest["files"]["config.json"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
-    (path / "manifest.json").write_text(json.dumps(manifest))
+
+    def rewrite(**changes) -> None:  # a consistent bundle with another config
+        (path / "config.json").write_text(json.dumps(config | changes))
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["files"]["config.json"] = hashlib.sha256((path / "config.json").read_bytes()).hexdigest()
+        (path / "manifest.json").write_text(json.dumps(manifest))
+
+    rewrite(schema_version="0.9.0")
     with pytest.raises(BundleError, match="data contract v0.9.0"):
+        load_bundle(path)
+    rewrite(response_format=1)  # a bundle of the earlier network (four outputs per option)
+    with pytest.raises(BundleError, match="format 1, written by an older rxpredict.*train it again"):
         load_bundle(path)
     (path / "arrays.npz").unlink()
     with pytest.raises(BundleError, match="arrays.npz is missing"):

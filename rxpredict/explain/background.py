@@ -17,8 +17,8 @@ def draw_background(model: ResponseModel, cohort: pl.DataFrame, n: int = BACKGRO
                     seed: int = 0) -> np.ndarray:
     """``n`` labelled episodes of the training ``cohort``, drawn with ``seed``, as the networks see them.
 
-    Returns a float64 array (n, len(model.columns_)) of standardised features
-    and masks (no raw values). Assign it to ``model.background_`` so that
+    Returns a float64 array (n, len(model.columns_) + 1) of standardised features
+    and masks, and the baseline DAS28 the outcomes are measured from. Assign it to ``model.background_`` so that
     explanations, and a bundle saved from the model, use it.
     """
     _check_fitted(model, "networks_")
@@ -37,7 +37,7 @@ def resolve_background(model: ResponseModel, background: np.ndarray | None) -> n
         raise BundleError("this model has no background sample for explanations (a bundle saved without one): pass "
                           "background=draw_background(model, training_cohort) or set model.background_ to it")
     background = np.asarray(background, dtype=np.float64)
-    if background.ndim != 2 or background.shape[1] != len(model.columns_):
-        raise ValueError(f"the background has shape {background.shape}; it needs {len(model.columns_)} columns "
-                         "(the model's features and masks)")
+    if background.ndim != 2 or background.shape[1] != len(model.columns_) + 1:
+        raise ValueError(f"the background has shape {background.shape}; it needs {len(model.columns_) + 1} columns "
+                         "(the model's features and masks, then the baseline DAS28)")
     return background

@@ -38,7 +38,7 @@ RENAMED = {"clinical_rf": ("patients", "rf_positive"), "clinical_acpa": ("patien
 #: Yes/no features (besides the prior-option flags and masks).
 BINARY = {"clinical_female", "clinical_rf", "clinical_acpa", "clinical_smoking_current", "clinical_smoking_former",
           "clinical_concomitant_mtx", "clinical_concomitant_gc"}
-OUTCOMES = {"p_response": "response", "p_remission": "remission"}
+OUTCOMES = {"p_response": "response", "p_good": "good response", "p_remission": "remission"}
 #: How a missing block reads (the clinical mask marks the baseline visit; demographics exist without it).
 ABSENT = {"clinical": "No baseline visit", "genetic": "No genetic data", "imaging": "No imaging data",
           "wearable": "No wearable data"}

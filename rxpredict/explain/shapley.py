@@ -21,7 +21,7 @@ from shap.explainers._deep.deep_pytorch import add_interim_values, deeplift_grad
 from rxpredict.explain.background import resolve_background
 from rxpredict.explain.target import ExplainedOutput, network_inputs, outputs_of_inputs
 from rxpredict.models.overlap import _check_fitted
-from rxpredict.models.response import ResponseModel
+from rxpredict.models.response import BASELINE_DAS28, ResponseModel
 
 #: Largest allowed |base + sum(values) - model output| on the explained scale.
 ADDITIVITY_TOLERANCE = 1e-4
@@ -107,16 +107,35 @@ def _explain(model: ResponseModel, rows: pl.DataFrame, targets: list[tuple[str, 
             raise AdditivityError(f"SHAP values miss the model's {output} by {error:.2g} (tolerance "
                                   f"{ADDITIVITY_TOLERANCE:g}); the network has an operation the explainer cannot "
                                   "split")
-        explanations.append(shap.Explanation(values=values[..., j], base_values=base, data=raw,
-                                             feature_names=list(model.columns_)))
+        explanations.append(shap.Explanation(values=_fold_baseline(model, values[..., j], raw), base_values=base,
+                                             data=raw, feature_names=list(model.columns_)))
     return explanations
+
+
+def _fold_baseline(model: ResponseModel, values: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """(rows, columns_ + 1) -> (rows, columns_): the baseline DAS28's share goes to the column it was read from.
+
+    The outcome thresholds are measured from DAS28-CRP where the patient has it, else DAS28-ESR
+    (:func:`~rxpredict.models.response.label_baseline`): that feature moved the thresholds, so it gets
+    their share, and the values still add up to the output.
+    """
+    folded = values[:, :-1].copy()
+    position = {c: i for i, c in enumerate(model.columns_)}
+    crp, esr = (position.get(c) for c in BASELINE_DAS28.values())
+    source = crp if crp is not None else esr
+    if source is None:  # neither DAS28 is a feature: every row's baseline is the training mean, its share 0
+        return folded
+    if crp is not None and esr is not None:
+        source = np.where(np.isnan(raw[:, crp]), esr, crp)
+    folded[np.arange(len(folded)), source] += values[:, -1]
+    return folded
 
 
 def explain_options(model: ResponseModel, rows: pl.DataFrame, therapy: str, output: str = "p_response",
                     background: np.ndarray | None = None) -> shap.Explanation:
     """SHAP values of one option's ``output`` for each row of ``rows`` (cohort rows, one per patient and date).
 
-    ``output``: "p_response" or "p_remission" (ensemble-mean probability before
+    ``output``: "p_response", "p_good" or "p_remission" (ensemble-mean probability before
     calibration) or "das28_change" (DAS28 units). ``background`` defaults to
     ``model.background_`` (see :func:`~rxpredict.explain.background.draw_background`).
     The result has ``values`` (rows, features), ``base_values`` (the mean output

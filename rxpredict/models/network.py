@@ -21,8 +21,9 @@ import torch
 from pytorch_tabnet.tab_network import TabNetEncoder
 from torch import nn
 
-#: Per option the head predicts logits of response, good response and remission, and the DAS28 change.
-HEAD_OUTPUTS = 4
+#: Per option the head predicts the expected DAS28 change (in units of its SD); the outcome probabilities are
+#: tails of a normal around it (models/outcome.py).
+HEAD_OUTPUTS = 1
 #: The encoders the clinical block can use (``encoder=``).
 ENCODERS = ("mlp", "tabnet")
 #: Weight of TabNet's attention-sparsity loss (pytorch-tabnet's default ``lambda_sparse``).
@@ -63,7 +64,9 @@ class TabNetBlockEncoder(nn.Module):
 class ResponseNetwork(nn.Module):
     """Wide part + (block encoders -> shared representation -> one head per option); (batch, options, HEAD_OUTPUTS).
 
-    ``shared_penalty`` and ``option_penalty`` are the L2 penalties (per training example) on the
+    ``log_scale`` holds, per option, the log SD of the improvement around its expected value (in units of
+    the change's SD): one spread per option, not per patient, so that every probability stays a composition
+    of linear maps and element-wise functions that DeepLIFT splits exactly. ``shared_penalty`` and ``option_penalty`` are the L2 penalties (per training example) on the
     weights of the shared and of the per-option linear predictors; options differ from each other
     only as far as the data pull them apart. ``encoder="tabnet"`` encodes the first block (clinical)
     with TabNet instead of the small MLP.
@@ -81,6 +84,7 @@ class ResponseNetwork(nn.Module):
         n_inputs = sum(block_sizes) + len(block_sizes)  # every block's features and the block masks
         self.wide = nn.Linear(n_inputs, HEAD_OUTPUTS)
         self.wide_options = nn.Linear(n_inputs, n_options * HEAD_OUTPUTS)
+        self.log_scale = nn.Parameter(torch.zeros(n_options))
         nn.init.zeros_(self.wide_options.weight)
         nn.init.zeros_(self.wide_options.bias)
         self.encoders = nn.ModuleList(

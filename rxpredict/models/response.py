@@ -6,6 +6,13 @@ moderate response), P(good response), P(DAS28 remission) and the expected
 DAS28 change, each with the option's ``support`` flag and whether the patient
 is out of distribution.
 
+The probabilities are tails of one predicted distribution per option: the
+network gives the expected DAS28 change and a spread, and response, good
+response and remission are the chances that the improvement clears each
+outcome's threshold from the patient's baseline DAS28 (models/outcome.py).
+Training maximises the likelihood of the observed change (and of the labels
+where only they are known, as for a stop for inefficacy before week 24).
+
 Confounding: each episode is weighted by the stabilised inverse of the
 estimated probability of the option it received (PropensityModel), clipped,
 so that the heads learn outcomes as if options had been given more evenly.
@@ -22,11 +29,11 @@ from statistics import NormalDist
 import numpy as np
 import polars as pl
 import torch
-from torch.nn import functional as F
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
 from rxpredict.models.design import feature_matrix, observed_moments
 from rxpredict.models.network import ResponseNetwork
+from rxpredict.models.outcome import Thresholds, standard_scores
 from rxpredict.models.overlap import OutOfDistribution, PropensityModel, _check_fitted
 from rxpredict.models.params import ParamsMixin
 from rxpredict.models.platt import platt_apply, platt_fit
@@ -37,6 +44,23 @@ LABELS = ("response", "good_response", "remission")
 PREDICTIONS = ("p_response", "p_response_low", "p_response_high", "p_good", "p_good_low", "p_good_high",
                "p_remission", "p_remission_low", "p_remission_high", "expected_das28_change")
 Z_LIMIT = 5.0
+#: The baseline DAS28 columns the outcome thresholds are measured from (DAS28-CRP, else DAS28-ESR).
+BASELINE_DAS28 = {"crp": f"{FEATURE_BLOCKS['clinical']}das28_crp", "esr": f"{FEATURE_BLOCKS['clinical']}das28_esr"}
+
+
+def label_baseline(frame: pl.DataFrame, labelled: bool = False) -> np.ndarray:
+    """Each row's baseline DAS28 on the version its outcome is (or would be) measured on; NaN where unknown.
+
+    DAS28-CRP where the baseline has it, else DAS28-ESR, as the cohort's labels do; for ``labelled`` rows
+    the version the label was actually measured on (``das28_version``: ESR also where the follow-up lacked
+    CRP). Scoring never looks at the follow-up, so it uses the first rule.
+    """
+    crp, esr = (feature_matrix(frame, [c])[:, 0] for c in BASELINE_DAS28.values())
+    baseline = np.where(np.isnan(crp), esr, crp)
+    if labelled and "das28_version" in frame.columns:
+        version = frame["das28_version"].fill_null("").to_numpy()
+        baseline = np.where(version == "esr", esr, np.where(version == "crp", crp, baseline))
+    return baseline
 
 
 class ResponseModel(ParamsMixin):
@@ -64,6 +88,8 @@ class ResponseModel(ParamsMixin):
     propensity_ : PropensityModel
     ood_ : OutOfDistribution
     networks_ : the fitted torch modules, one per ensemble member
+    change_scale_ : float, SD of the observed DAS28 change (the network's unit)
+    baseline_fill_ : float, the baseline DAS28 assumed where a row has none (the training mean)
     calibration_ : array (3, 2), Platt intercept and slope per probability, fitted out of bag
     history_ : per member, a list of (epoch, train loss, validation loss)
     """
@@ -107,8 +133,10 @@ class ResponseModel(ParamsMixin):
                                self.hidden, self.dropout, self.shared_penalty, self.option_penalty,
                                self.encoder)
 
-    def _tensors(self, frame: pl.DataFrame) -> tuple[list[torch.Tensor], torch.Tensor, np.ndarray]:
-        """Standardised block features (NaN -> 0), block masks, and the raw matrix (for the overlap models).
+    def _tensors(self, frame: pl.DataFrame, labelled: bool = False
+                 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, np.ndarray]:
+        """Standardised block features (NaN -> 0), block masks, the baseline DAS28 the outcomes are measured
+        from (:func:`label_baseline`, in units of the change's SD), and the raw matrix (for the overlap models).
 
         z-scores are clipped to +/- ``Z_LIMIT``: a value far beyond the training data saturates instead of
         driving the network to extrapolate (such patients are flagged ``ood`` anyway).
@@ -117,13 +145,19 @@ class ResponseModel(ParamsMixin):
         Z = np.clip(np.nan_to_num((X - self.mean_) / self.scale_, nan=0.0), -Z_LIMIT, Z_LIMIT).astype(np.float32)
         blocks = [torch.from_numpy(Z[:, idx]) for idx in self._block_index]
         masks = torch.from_numpy(np.nan_to_num(X[:, self._mask_index], nan=0.0).astype(np.float32))
-        return blocks, masks, X
+        baseline = np.nan_to_num(label_baseline(frame, labelled), nan=self.baseline_fill_)
+        return blocks, masks, torch.from_numpy(baseline.astype(np.float32)), X
 
-    @staticmethod
-    def _probabilities(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Log-probabilities of response, good (nested: good implies response) and remission."""
-        log_response = F.logsigmoid(out[..., 0])
-        return log_response, log_response + F.logsigmoid(out[..., 1]), F.logsigmoid(out[..., 2])
+    def _scores(self, network: ResponseNetwork, out: torch.Tensor, baseline: torch.Tensor,
+                therapy: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard scores z (rows, [options,] 3) of response, good response and remission: P = Phi(z).
+
+        ``out`` is the network's output for every option, or (with ``therapy``) for each row's own option, in
+        units of the change's SD; ``baseline`` is the baseline DAS28.
+        """
+        scale = network.log_scale.exp()
+        return standard_scores(out[..., 0], scale if therapy is None else scale[therapy],
+                               Thresholds()(baseline) / self.change_scale_)
 
     # ----- fit ----------------------------------------------------------------------------------------------
     def fit(self, cohort: pl.DataFrame) -> "ResponseModel":
@@ -149,35 +183,59 @@ class ResponseModel(ParamsMixin):
 
         y = labelled.select(pl.col(LABELS).cast(pl.Float32)).to_numpy()
         change = labelled["das28_change"].cast(pl.Float32).fill_null(float("nan")).to_numpy()
-        self.change_scale_ = float(np.nanstd(change)) or 1.0
+        observed = change[np.isfinite(change)]  # none where the labels are probabilities (the learnable limit)
+        self.change_scale_ = float(observed.std()) if observed.size > 1 and observed.std() > 0 else 1.0
+        baseline = label_baseline(labelled, labelled=True)
+        self.baseline_fill_ = float(np.nanmean(baseline)) if np.isfinite(baseline).any() else 5.0
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        blocks_t, masks_t, _ = self._tensors(labelled)
-        data = [*blocks_t, masks_t, torch.from_numpy(t), torch.from_numpy(y.copy()),
-                torch.from_numpy(change.copy()), torch.from_numpy(weights.astype(np.float32))]
+        blocks_t, masks_t, baseline_t, _ = self._tensors(labelled, labelled=True)
+        data = [*blocks_t, masks_t, baseline_t, torch.from_numpy(t), torch.from_numpy(y.copy()),
+                torch.from_numpy(change / self.change_scale_), torch.from_numpy(weights.astype(np.float32))]
         patient = labelled["patient_id"].to_numpy()
+        self.networks_, self.history_, oob = self._fit_members(data, patient, t, rng, "training response model")
+        seen = ~np.isnan(oob[:, 0])
+        self.calibration_ = np.array([platt_fit(oob[seen, k], y[seen, k]) for k in range(len(LABELS))])
+        return self
+
+    def _fit_members(self, data: list[torch.Tensor], patient: np.ndarray, t: np.ndarray, rng: np.random.Generator,
+                     description: str) -> tuple[list[ResponseNetwork], list, np.ndarray]:
+        """The ensemble, its histories, and each episode's out-of-bag probabilities at its option (NaN if none).
+
+        Each member learns from a random share of the patients; the rest stop it early and, being unseen by
+        it, give the out-of-bag predictions the calibration is fitted on.
+        """
+        *blocks, masks, baseline, _, _, _, _ = data
         patients = np.unique(patient)
-        self.networks_, self.history_ = [], []
+        networks, histories = [], []
         oob_sum, oob_count = np.zeros((len(t), len(LABELS))), np.zeros(len(t))
         for member in range(self.n_members):
-            # Each member learns from a random share of the patients; the rest stop it early and, being
-            # unseen by it, give the out-of-bag predictions the calibration is fitted on.
             held = rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False)
             is_held = np.isin(patient, held)
             network, history = self._train_member(data, np.flatnonzero(~is_held), np.flatnonzero(is_held), rng,
-                                                  f"training response model {member + 1}/{self.n_members}")
-            self.networks_.append(network)
-            self.history_.append(history)
-            held_rows = torch.from_numpy(is_held)
+                                                  f"{description} {member + 1}/{self.n_members}")
+            networks.append(network)
+            histories.append(history)
+            rows, held_t = torch.from_numpy(is_held), torch.from_numpy(t[is_held])
             with torch.no_grad():
-                out = network([b[held_rows] for b in blocks_t], masks_t[held_rows])
-            given = out[torch.arange(int(is_held.sum())), torch.from_numpy(t[is_held])]
-            oob_sum[is_held] += np.column_stack([lp.exp().numpy() for lp in self._probabilities(given)])
+                given = network([b[rows] for b in blocks], masks[rows])[torch.arange(len(held_t)), held_t]
+                oob_sum[is_held] += torch.special.ndtr(self._scores(network, given, baseline[rows], held_t)).numpy()
             oob_count[is_held] += 1
-        seen = oob_count > 0
-        oob = oob_sum[seen] / oob_count[seen, None]
-        self.calibration_ = np.array([platt_fit(oob[:, k], y[seen, k]) for k in range(len(LABELS))])
-        return self
+        with np.errstate(invalid="ignore"):
+            return networks, histories, oob_sum / oob_count[:, None]
+
+    def _member_predictions(self, networks: list[ResponseNetwork], blocks: list[torch.Tensor], masks: torch.Tensor,
+                            baseline: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Every member's probabilities (members, 3, rows, options) and expected change in SD units (members,
+        rows, options)."""
+        probabilities, changes = [], []
+        with torch.no_grad():
+            for network in networks:
+                out = network(blocks, masks)
+                probabilities.append(np.moveaxis(torch.special.ndtr(self._scores(network, out, baseline)).numpy(),
+                                                 -1, 0))
+                changes.append(out[..., 0].numpy())
+        return np.stack(probabilities), np.stack(changes)
 
     def _train_member(self, data: list[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
                       rng: np.random.Generator, description: str) -> tuple[ResponseNetwork, list]:
@@ -190,16 +248,18 @@ class ResponseModel(ParamsMixin):
         return network, history
 
     def _loss(self, network: ResponseNetwork, batch: list[torch.Tensor]) -> torch.Tensor:
-        *blocks, masks, t, y, change, w = batch
+        """Weighted negative log-likelihood: of the observed change (normal), else of the three labels.
+
+        Episodes without a change (a stop for inefficacy before the follow-up, or labels given as
+        probabilities) count through their labels, each a tail of the same normal.
+        """
+        *blocks, masks, baseline, t, y, change, w = batch
         out = network(blocks, masks)[torch.arange(len(t)), t]  # the head of the option received
-        log_p = self._probabilities(out)
-        nll = sum(-(y[:, k] * lp + (1 - y[:, k]) * torch.log1p(-lp.exp().clamp(max=1 - 1e-6)))
-                  for k, lp in enumerate(log_p))
-        has_change = ~torch.isnan(change)
-        # The change is learnt in units of its SD, so that it does not outweigh the three probabilities.
-        error = (out[:, 3] - torch.nan_to_num(change) / self.change_scale_) ** 2
-        sq = torch.where(has_change, error, torch.zeros_like(change))
-        loss = (w * (nll + 0.25 * sq)).sum() / w.sum()
+        log_scale = network.log_scale[t]
+        gaussian = 0.5 * ((torch.nan_to_num(change) - out[:, 0]) / log_scale.exp()) ** 2 + log_scale
+        z = self._scores(network, out, baseline, t)
+        bernoulli = -(y * torch.special.log_ndtr(z) + (1 - y) * torch.special.log_ndtr(-z)).sum(dim=1)
+        loss = (w * torch.where(torch.isnan(change), bernoulli, gaussian)).sum() / w.sum()
         return loss + network.penalty() if network.training else loss
 
     # ----- predict ------------------------------------------------------------------------------------------
@@ -217,24 +277,17 @@ class ResponseModel(ParamsMixin):
         replacement), so the members' SD is scaled by sqrt(f / (1 - f)) (2 at f = 0.8).
         """
         _check_fitted(self, "networks_")
-        blocks, masks, X = self._tensors(rows)
-        members, changes = [], []
-        with torch.no_grad():
-            for network in self.networks_:
-                out = network(blocks, masks)
-                members.append(np.stack([lp.exp().numpy() for lp in self._probabilities(out)]))
-                changes.append(out[..., 3].numpy() * self.change_scale_)
-        p = np.stack(members)  # (members, 3, n, options)
+        blocks, masks, baseline, X = self._tensors(rows)
+        p, changes = self._member_predictions(self.networks_, blocks, masks, baseline)  # p: (members, 3, n, options)
         mean = p.mean(axis=0)
         f = 1 - self.validation_fraction
-        spread = p.std(axis=0, ddof=1) * np.sqrt(f / (1 - f)) if len(members) > 1 else np.zeros_like(mean)
         z = NormalDist().inv_cdf(0.5 + self.interval / 2)
+        half = z * np.sqrt(f / (1 - f)) * p.std(axis=0, ddof=1) if len(p) > 1 else np.zeros_like(mean)
         columns: dict[str, np.ndarray] = {}
         for k, name in enumerate(("p_response", "p_good", "p_remission")):
-            point, low, high = (self._calibrate(k, v) for v in (mean[k], mean[k] - z * spread[k],
-                                                                 mean[k] + z * spread[k]))
+            point, low, high = (self._calibrate(k, v) for v in (mean[k], mean[k] - half[k], mean[k] + half[k]))
             columns[name], columns[f"{name}_low"], columns[f"{name}_high"] = point, low, high
-        for suffix in ("", "_low", "_high"):  # good response is a kind of response, calibrated or not
+        for suffix in ("", "_low", "_high"):  # good response is a kind of response: keep it so after calibration
             columns[f"p_good{suffix}"] = np.minimum(columns[f"p_good{suffix}"], columns[f"p_response{suffix}"])
         n, k = X.shape[0], len(self.options_)
         return pl.DataFrame({
@@ -242,7 +295,7 @@ class ResponseModel(ParamsMixin):
             "index_date": rows["index_date"].gather(np.repeat(np.arange(n), k)),
             "therapy": np.tile(np.array(self.options_), n),
             **{c: columns[c].ravel() for c in PREDICTIONS if c in columns},
-            "expected_das28_change": np.mean(changes, axis=0).ravel(),
+            "expected_das28_change": changes.mean(axis=0).ravel() * self.change_scale_,
             "support": self.propensity_.support(X).ravel().astype(str),
             "ood": np.repeat(self.ood_.predict(X), k),
         })
