@@ -96,7 +96,7 @@ class ResponseModel(ParamsMixin):
 
     def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, shared_penalty: float = 1e-4,
                  option_penalty: float = 1e-3, encoder: str = "mlp", epochs: int = 200,
-                 batch_size: int = 128, learning_rate: float = 5e-4, weight_decay: float = 1e-4, patience: int = 12,
+                 batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
                  validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 5,
                  interval: float = 0.90, seed: int = 0, progress: bool = True) -> None:
         self.block_dim = block_dim
