@@ -24,11 +24,10 @@ Example
 """
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import numpy as np
 import polars as pl
 import torch
+from scipy import stats
 
 from rxpredict.features import FEATURE_BLOCKS, MASK_COLUMNS, feature_columns
 from rxpredict.models.design import feature_matrix, observed_moments
@@ -76,7 +75,7 @@ class ResponseModel(ParamsMixin):
     validation_fraction : share of patients each member leaves out (early stopping, out-of-bag calibration)
     max_weight : inverse-propensity weights are clipped to [1/max_weight, max_weight]
     n_members : networks in the ensemble; their spread gives the intervals
-    interval : coverage of the intervals (0.90: 5th to 95th percentile of a normal spread)
+    interval : coverage of the intervals (0.90: 5th to 95th percentile)
     seed : random seed (split, initialisation, batches)
     progress : show a progress bar while training
 
@@ -97,7 +96,7 @@ class ResponseModel(ParamsMixin):
     def __init__(self, block_dim: int = 16, hidden: int = 64, dropout: float = 0.1, shared_penalty: float = 1e-4,
                  option_penalty: float = 1e-3, encoder: str = "mlp", epochs: int = 200,
                  batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4, patience: int = 12,
-                 validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 5,
+                 validation_fraction: float = 0.2, max_weight: float = 10.0, n_members: int = 10,
                  interval: float = 0.90, seed: int = 0, progress: bool = True) -> None:
         self.block_dim = block_dim
         self.hidden = hidden
@@ -269,8 +268,10 @@ class ResponseModel(ParamsMixin):
 
         ``rows`` is a cohort frame (any episodes, labelled or not; ``therapy``
         may be null, as for a patient scored on a chosen date). A probability's
-        interval spans the ensemble members' spread (mean +/- z SD at the
-        model's ``interval``), passed through the same calibration as the point.
+        interval spans the ensemble members' spread (mean +/- q SD at the
+        model's ``interval``, q from Student's t with members - 1 degrees of
+        freedom: the SD is itself estimated from few members), passed through
+        the same calibration as the point.
         Each member learnt from a share f = 1 - ``validation_fraction`` of the
         patients, and estimates from a share f of the data spread sqrt((1 - f) / f)
         times as much as the full-data estimate varies (subsampling without
@@ -281,8 +282,11 @@ class ResponseModel(ParamsMixin):
         p, changes = self._member_predictions(self.networks_, blocks, masks, baseline)  # p: (members, 3, n, options)
         mean = p.mean(axis=0)
         f = 1 - self.validation_fraction
-        z = NormalDist().inv_cdf(0.5 + self.interval / 2)
-        half = z * np.sqrt(f / (1 - f)) * p.std(axis=0, ddof=1) if len(p) > 1 else np.zeros_like(mean)
+        if len(p) > 1:
+            q = stats.t.ppf(0.5 + self.interval / 2, df=len(p) - 1)
+            half = q * np.sqrt(f / (1 - f)) * p.std(axis=0, ddof=1)
+        else:
+            half = np.zeros_like(mean)
         columns: dict[str, np.ndarray] = {}
         for k, name in enumerate(("p_response", "p_good", "p_remission")):
             point, low, high = (self._calibrate(k, v) for v in (mean[k], mean[k] - half[k], mean[k] + half[k]))
