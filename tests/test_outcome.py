@@ -6,7 +6,7 @@ import polars as pl
 import torch
 
 from rxpredict.clinical import eular_response
-from rxpredict.models.outcome import Thresholds, log_probabilities, standard_scores
+from rxpredict.models.outcome import Thresholds, standard_scores
 
 
 def test_thresholds_give_the_labels_the_cohort_reads_off_the_visits():
@@ -24,7 +24,7 @@ def test_thresholds_give_the_labels_the_cohort_reads_off_the_visits():
 def test_good_response_never_more_likely_than_response_and_tails_match_the_normal():
     baseline = torch.linspace(2.0, 8.5, 40, dtype=torch.float64)
     change = -torch.linspace(-1.0, 4.0, 7, dtype=torch.float64).repeat(40, 1)  # (rows, options)
-    p = log_probabilities(change, torch.full((7,), 0.9, dtype=torch.float64), Thresholds()(baseline)).exp()
+    p = torch.special.ndtr(standard_scores(change, torch.full((7,), 0.9, dtype=torch.float64), Thresholds()(baseline)))
     assert p.shape == (40, 7, 3) and bool((p[..., 1] <= p[..., 0] + 1e-12).all())
     z = standard_scores(change[:, 0], torch.full((40,), 0.9, dtype=torch.float64), Thresholds()(baseline))
     assert torch.allclose(torch.special.ndtr(z), p[:, 0, :])

@@ -110,12 +110,7 @@ def outputs_of_inputs(model: ResponseModel, inputs: np.ndarray, output: str) -> 
     check_output(output)
     k = OUTPUTS[output]
     x = torch.from_numpy(inputs.astype(np.float32))  # exact: the inputs were float32 before widening
-    blocks, masks, baseline = [x[:, idx] for idx in model._block_index], x[:, model._mask_index], x[:, -1]
-    members = []
-    with torch.no_grad():
-        for net in model.networks_:
-            out = net(blocks, masks)
-            value = (out[..., 0] * float(model.change_scale_) if k is None
-                     else torch.special.ndtr(model._scores(net, out, baseline)[..., k]))
-            members.append(value.numpy().astype(np.float64))
-    return np.mean(members, axis=0)
+    probabilities, changes = model._member_predictions([x[:, idx] for idx in model._block_index],
+                                                       x[:, model._mask_index], x[:, -1])
+    members = changes * np.float32(model.change_scale_) if k is None else probabilities[:, k]
+    return members.astype(np.float64).mean(axis=0)

@@ -66,7 +66,8 @@ class ResponseNetwork(nn.Module):
 
     ``log_scale`` holds, per option, the log SD of the improvement around its expected value (in units of
     the change's SD): one spread per option, not per patient, so that every probability stays a composition
-    of linear maps and element-wise functions that DeepLIFT splits exactly. ``shared_penalty`` and ``option_penalty`` are the L2 penalties (per training example) on the
+    of linear maps and element-wise functions that DeepLIFT splits exactly. ``shared_penalty`` and
+    ``option_penalty`` are the L2 penalties (per training example) on the
     weights of the shared and of the per-option linear predictors; options differ from each other
     only as far as the data pull them apart. ``encoder="tabnet"`` encodes the first block (clinical)
     with TabNet instead of the small MLP.

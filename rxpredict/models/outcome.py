@@ -58,8 +58,3 @@ def standard_scores(change: torch.Tensor, scale: torch.Tensor, thresholds: torch
     if change.dim() == thresholds.dim():  # (n, options) against (n, 3)
         thresholds = thresholds[:, None, :]
     return (-change[..., None] - thresholds) / scale[..., None]
-
-
-def log_probabilities(change: torch.Tensor, scale: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """log P(outcome), (..., 3), for training (stable far in the tails)."""
-    return torch.special.log_ndtr(standard_scores(change, scale, thresholds))

@@ -43,6 +43,8 @@ LABELS = ("response", "good_response", "remission")
 PREDICTIONS = ("p_response", "p_response_low", "p_response_high", "p_good", "p_good_low", "p_good_high",
                "p_remission", "p_remission_low", "p_remission_high", "expected_das28_change")
 Z_LIMIT = 5.0
+#: The outcomes' thresholds (stateless; one instance serves every call).
+THRESHOLDS = Thresholds()
 #: The baseline DAS28 columns the outcome thresholds are measured from (DAS28-CRP, else DAS28-ESR).
 BASELINE_DAS28 = {"crp": f"{FEATURE_BLOCKS['clinical']}das28_crp", "esr": f"{FEATURE_BLOCKS['clinical']}das28_esr"}
 
@@ -135,7 +137,7 @@ class ResponseModel(ParamsMixin):
     def _tensors(self, frame: pl.DataFrame, labelled: bool = False
                  ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, np.ndarray]:
         """Standardised block features (NaN -> 0), block masks, the baseline DAS28 the outcomes are measured
-        from (:func:`label_baseline`, in units of the change's SD), and the raw matrix (for the overlap models).
+        from (:func:`label_baseline`, in DAS28 units), and the raw matrix (for the overlap models).
 
         z-scores are clipped to +/- ``Z_LIMIT``: a value far beyond the training data saturates instead of
         driving the network to extrapolate (such patients are flagged ``ood`` anyway).
@@ -156,7 +158,7 @@ class ResponseModel(ParamsMixin):
         """
         scale = network.log_scale.exp()
         return standard_scores(out[..., 0], scale if therapy is None else scale[therapy],
-                               Thresholds()(baseline) / self.change_scale_)
+                               THRESHOLDS(baseline) / self.change_scale_)
 
     # ----- fit ----------------------------------------------------------------------------------------------
     def fit(self, cohort: pl.DataFrame) -> "ResponseModel":
@@ -192,13 +194,13 @@ class ResponseModel(ParamsMixin):
         data = [*blocks_t, masks_t, baseline_t, torch.from_numpy(t), torch.from_numpy(y.copy()),
                 torch.from_numpy(change / self.change_scale_), torch.from_numpy(weights.astype(np.float32))]
         patient = labelled["patient_id"].to_numpy()
-        self.networks_, self.history_, oob = self._fit_members(data, patient, t, rng, "training response model")
+        self.networks_, self.history_, oob = self._fit_members(data, patient, t, rng)
         seen = ~np.isnan(oob[:, 0])
         self.calibration_ = np.array([platt_fit(oob[seen, k], y[seen, k]) for k in range(len(LABELS))])
         return self
 
-    def _fit_members(self, data: list[torch.Tensor], patient: np.ndarray, t: np.ndarray, rng: np.random.Generator,
-                     description: str) -> tuple[list[ResponseNetwork], list, np.ndarray]:
+    def _fit_members(self, data: list[torch.Tensor], patient: np.ndarray, t: np.ndarray,
+                     rng: np.random.Generator) -> tuple[list[ResponseNetwork], list, np.ndarray]:
         """The ensemble, its histories, and each episode's out-of-bag probabilities at its option (NaN if none).
 
         Each member learns from a random share of the patients; the rest stop it early and, being unseen by
@@ -212,7 +214,7 @@ class ResponseModel(ParamsMixin):
             held = rng.choice(patients, size=max(1, int(len(patients) * self.validation_fraction)), replace=False)
             is_held = np.isin(patient, held)
             network, history = self._train_member(data, np.flatnonzero(~is_held), np.flatnonzero(is_held), rng,
-                                                  f"{description} {member + 1}/{self.n_members}")
+                                                  f"training response model {member + 1}/{self.n_members}")
             networks.append(network)
             histories.append(history)
             rows, held_t = torch.from_numpy(is_held), torch.from_numpy(t[is_held])
@@ -223,13 +225,13 @@ class ResponseModel(ParamsMixin):
         with np.errstate(invalid="ignore"):
             return networks, histories, oob_sum / oob_count[:, None]
 
-    def _member_predictions(self, networks: list[ResponseNetwork], blocks: list[torch.Tensor], masks: torch.Tensor,
+    def _member_predictions(self, blocks: list[torch.Tensor], masks: torch.Tensor,
                             baseline: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Every member's probabilities (members, 3, rows, options) and expected change in SD units (members,
-        rows, options)."""
+        rows, options), float32."""
         probabilities, changes = [], []
         with torch.no_grad():
-            for network in networks:
+            for network in self.networks_:
                 out = network(blocks, masks)
                 probabilities.append(np.moveaxis(torch.special.ndtr(self._scores(network, out, baseline)).numpy(),
                                                  -1, 0))
@@ -279,7 +281,7 @@ class ResponseModel(ParamsMixin):
         """
         _check_fitted(self, "networks_")
         blocks, masks, baseline, X = self._tensors(rows)
-        p, changes = self._member_predictions(self.networks_, blocks, masks, baseline)  # p: (members, 3, n, options)
+        p, changes = self._member_predictions(blocks, masks, baseline)  # p: (members, 3, n, options)
         mean = p.mean(axis=0)
         f = 1 - self.validation_fraction
         if len(p) > 1:
