@@ -36,6 +36,7 @@ import torch
 
 from rxpredict.exceptions import BundleError
 from rxpredict.explain.background import draw_background
+from rxpredict.explain.progression import draw_progression_background
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import ResponseModel
 from rxpredict.schemas import load_contract
@@ -184,10 +185,13 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
     card; ``markers`` (the cohort's genetic markers) let scoring build the same
     columns; ``evaluation`` (held-out episodes) gives the card its subgroup table;
     ``survival`` (fitted progression and retention models) is written beside the response model.
-    The explanation background is ``model.background_``, else drawn from ``cohort`` (seed 0).
+    The explanation backgrounds are ``model.background_`` (and the progression model's), else drawn from
+    ``cohort`` (seed 0).
     """
     _check_fitted(model, "networks_")
     survival_state = None if survival is None else models_to_arrays(survival)
+    if survival_state is not None and "progression.background" not in survival_state[1] and cohort is not None:
+        survival_state[1]["progression.background"] = draw_progression_background(survival.progression, cohort)
     labelled = None if cohort is None else cohort.filter(pl.col("therapy").is_not_null()
                                                          & pl.col("response").is_not_null())
     config = {

@@ -429,8 +429,10 @@ def survival_curves(model_dir: Path, registry_dir: Path, patient_id: str, at_dat
 @click.option("--therapy", required=True, help="The option to explain (e.g. il6i).")
 @click.option("--versus", default=None, help="Explain why --therapy beats (or trails) this option instead.")
 @click.option("--at", "at_date", default=None, help="Date of the prediction (YYYY-MM-DD; default today).")
-@click.option("--output", type=click.Choice(["p_response", "p_good", "p_remission"]), default="p_response", show_default=True,
-              help="The probability explained.")
+@click.option("--output", type=click.Choice(["p_response", "p_good", "p_remission", "p_rrp", "p_rrp_2y"]),
+              default="p_response", show_default=True,
+              help="The probability explained (p_rrp, p_rrp_2y: rapid radiographic progression, from the bundle's "
+                   "progression model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON for machines.")
 @click.option("--plot", type=click.Path(path_type=Path), default=None,
               help="Draw the patient's SHAP values into this .png file.")
@@ -438,10 +440,11 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
             at_date: str | None, output: str, as_json: bool, plot: Path | None) -> None:
     """Why the model expects what it does for one patient and option, by feature, by data source and in words.
 
-    SHAP values (exact, shap's DeepExplainer) on the ensemble's probability
-    before calibration; the calibrated probability `compare` shows moves the
-    same way. With --versus: why one option is expected to do better than the
-    other (SHAP of the difference).
+    SHAP values (exact: DeepLIFT, as shap's DeepExplainer computes it) on the
+    ensemble's probability before calibration (the calibrated probability
+    `compare` shows moves the same way), or on the progression model's
+    probability. With --versus: why one option is expected to do better than
+    the other (SHAP of the difference).
     """
     from dataclasses import asdict
 
@@ -449,24 +452,32 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
     from rxpredict.explain import explain_contrast, explain_options
     from rxpredict.explain.importance import save_plot
     from rxpredict.explain.modality import by_modality
+    from rxpredict.explain.progression import PROGRESSION_OUTPUTS, explain_progression, progression_features
     from rxpredict.explain.reasons import top_reasons
 
     model = _load_model_or_exit(model_dir)
+    progression = (_load_survival_or_exit(model_dir, required=True).progression if output in PROGRESSION_OUTPUTS
+                   else None)
     registry = _read_or_exit(registry_dir)
     pairs = _patient_pairs(patient_id, at_date)
     rows = _scored_rows(registry, pairs, model.markers_, "--patient")
     if plot is not None and plot.suffix.lower() != ".png":
         raise click.BadParameter(f"{plot.name}: plots are written as PNG, give a .png file", param_hint="--plot")
     try:
-        explanation = (explain_options(model, rows, therapy, output) if versus is None
-                       else explain_contrast(model, rows, therapy, versus, output))
+        if progression is not None:
+            explanation = explain_progression(progression, rows, therapy, versus, output)
+            layout, scale = progression_features(progression), "probability of the progression model"
+        else:
+            explanation = (explain_options(model, rows, therapy, output) if versus is None
+                           else explain_contrast(model, rows, therapy, versus, output))
+            layout, scale = model, "ensemble probability before calibration"
     except BundleError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_INVALID)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--therapy/--versus") from e
-    reasons = top_reasons(explanation, model, therapy=therapy, versus=versus, output=output)
-    modality = by_modality(explanation, model).drop("row")
+    reasons = top_reasons(explanation, layout, therapy=therapy, versus=versus, output=output)
+    modality = by_modality(explanation, layout).drop("row")
     base = float(explanation.base_values[0])
     features = pl.DataFrame({"feature": explanation.feature_names, "value": explanation.data[0],
                              "shap": explanation.values[0]}).sort(pl.col("shap").abs(), descending=True)
@@ -479,15 +490,14 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
 
         click.echo(json.dumps({
             "patient_id": patient_id, "index_date": str(pairs["index_date"][0]), "therapy": therapy,
-            "versus": versus, "output": output, "scale": "ensemble probability before calibration",
+            "versus": versus, "output": output, "scale": scale,
             "base_value": base, "explained_value": explained,
             "reasons": [asdict(r) for r in reasons], "by_modality": modality.to_dicts(),
             "features": features.with_columns(pl.col("value").fill_nan(None)).to_dicts(),
         }, indent=2))
         return
     click.echo(f"{patient_id} on {pairs['index_date'][0]}: {output} of {subject} is {explained:.3f} against "
-               f"{base:.3f} for the average training patient "
-               "(ensemble probability before calibration)")
+               f"{base:.3f} for the average training patient ({scale})")
     click.echo("main reasons:")
     for r in reasons:
         click.echo(f"  - {r.sentence}")

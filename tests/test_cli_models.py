@@ -182,3 +182,21 @@ def test_explain_one_option_and_a_contrast(trained, tmp_path):
     assert bad.exit_code == 2 and "aspirin" in bad.output
     same = _run(*args, "--therapy", "il6i", "--versus", "il6i")
     assert same.exit_code == 2 and "same option" in same.output
+
+
+def test_explain_progression_adds_up_to_the_bundles_p_rrp(trained, old_bundle):
+    root, _ = trained
+    args = ["explain", "--registry", str(root / "reg"), "--patient", "P0000003", "--at", "2024-06-01",
+            "--therapy", "tnfi", "--output", "p_rrp"]
+    result = _run(*args, "--model", str(root / "model"), "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["scale"] == "probability of the progression model" and len(out["reasons"]) == 3
+    assert {m["block"] for m in out["by_modality"]} == {"clinical", "genetic", "imaging"}
+    rows = _scored_rows(root, pl.DataFrame({"patient_id": ["P0000003"], "index_date": ["2024-06-01"]}))
+    predicted = load_survival(root / "model").progression.predict_options(rows).filter(pl.col("therapy") == "tnfi")
+    assert abs(out["explained_value"] - predicted["p_rrp"][0]) < 1e-4
+    text = _run(*args, "--model", str(root / "model"), "--versus", "csdmard_mtx")
+    assert text.exit_code == 0 and "risk of rapid radiographic progression" in text.stdout
+    old = _run(*args, "--model", str(old_bundle))
+    assert old.exit_code == 1 and "holds no survival models" in old.output

@@ -1,21 +1,30 @@
 """SHAP values summed per data source (clinical, genetic, imaging, wearable), each block's mask counted in it."""
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import polars as pl
 import shap
 
 from rxpredict.features import MASK_COLUMNS
-from rxpredict.models.response import ResponseModel
 
 
-def block_columns(model: ResponseModel) -> dict[str, list[int]]:
+class FeatureLayout(Protocol):
+    """What explanations are laid out by: a fitted ResponseModel, or a progression model's
+    :class:`~rxpredict.explain.progression.ProgressionFeatures`. ``columns_`` holds every block's mask."""
+
+    columns_: list[str]
+    blocks_: dict[str, list[str]]
+
+
+def block_columns(model: FeatureLayout) -> dict[str, list[int]]:
     """Block -> positions in ``model.columns_`` of its features and its mask column."""
     position = {c: i for i, c in enumerate(model.columns_)}
     return {block: [position[c] for c in [*cols, MASK_COLUMNS[block]]] for block, cols in model.blocks_.items()}
 
 
-def recorded(explanation: shap.Explanation, model: ResponseModel) -> np.ndarray:
+def recorded(explanation: shap.Explanation, model: FeatureLayout) -> np.ndarray:
     """Per row and column, whether the value was recorded: a non-missing feature, or the mask of a present block."""
     data = np.atleast_2d(explanation.data).astype(float)
     seen = ~np.isnan(data)
@@ -24,7 +33,7 @@ def recorded(explanation: shap.Explanation, model: ResponseModel) -> np.ndarray:
     return seen
 
 
-def by_modality(explanation: shap.Explanation, model: ResponseModel) -> pl.DataFrame:
+def by_modality(explanation: shap.Explanation, model: FeatureLayout) -> pl.DataFrame:
     """One row per (explained row, block): how far the block's data moved the prediction.
 
     Columns: ``row`` (position in the explanation), ``block``, ``missing``
@@ -39,8 +48,8 @@ def by_modality(explanation: shap.Explanation, model: ResponseModel) -> pl.DataF
     marks the baseline visit; demographics and history are recorded without it.
     """
     values = np.atleast_2d(explanation.values)
-    if values.shape[1] != len(model.columns_):
-        raise ValueError(f"the explanation has {values.shape[1]} features, the model {len(model.columns_)}: "
+    if list(explanation.feature_names) != list(model.columns_):
+        raise ValueError(f"the explanation's {values.shape[1]} features are not the model's {len(model.columns_)}: "
                          "explain with this model")
     seen = recorded(explanation, model)
     data = np.atleast_2d(explanation.data).astype(float)

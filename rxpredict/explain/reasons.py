@@ -2,8 +2,9 @@
 
 "CRP 45 mg/L raises the chance of response to IL-6 inhibitor by 8 points":
 a feature's SHAP value on the explained scale (the ensemble-mean probability
-before calibration) in percentage points. A block the patient has no data for
-is one reason ("No imaging data ..."), the values of what it lacks summed.
+before calibration, or the progression model's probability) in percentage
+points. A block the patient has no data for is one reason ("No imaging
+data ..."), the values of what it lacks summed.
 """
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import shap
 
-from rxpredict.explain.modality import block_columns, recorded
-from rxpredict.explain.target import check_output
-from rxpredict.models.response import ResponseModel
+from rxpredict.explain.modality import FeatureLayout, block_columns, recorded
 from rxpredict.schemas import load_contract
 
 #: Features that are not a copy of one contract column: (title, unit).
@@ -38,7 +37,13 @@ RENAMED = {"clinical_rf": ("patients", "rf_positive"), "clinical_acpa": ("patien
 #: Yes/no features (besides the prior-option flags and masks).
 BINARY = {"clinical_female", "clinical_rf", "clinical_acpa", "clinical_smoking_current", "clinical_smoking_former",
           "clinical_concomitant_mtx", "clinical_concomitant_gc"}
-OUTCOMES = {"p_response": "response", "p_good": "good response", "p_remission": "remission"}
+#: Explained probabilities -> (what they are the chance of, the preposition before the option).
+OUTCOMES = {"p_response": ("the chance of response", "to"), "p_good": ("the chance of good response", "to"),
+            "p_remission": ("the chance of remission", "to"),
+            "p_rrp": ("the risk of rapid radiographic progression", "under"),
+            "p_rrp_2y": ("the risk of rapid radiographic progression within 2 years", "under")}
+#: Outcomes to avoid: an option that raises them is the worse one.
+HARMFUL = {"p_rrp", "p_rrp_2y"}
 #: How a missing block reads (the clinical mask marks the baseline visit; demographics exist without it).
 ABSENT = {"clinical": "No baseline visit", "genetic": "No genetic data", "imaging": "No imaging data",
           "wearable": "No wearable data"}
@@ -106,15 +111,15 @@ def _sentence(what: str, effect: float, output: str, therapy: str, versus: str |
         return f"{what} changes the expected DAS28 change under {target} by {effect:+.2f}"
     points = abs(effect) * 100
     size = f"{points:.0f}" if points >= 1 else f"{points:.1f}"
+    outcome, preposition = OUTCOMES[output]
     if versus is None:
         verb = "raises" if effect > 0 else "lowers"
-        return f"{what} {verb} the chance of {OUTCOMES[output]} to {option_title(therapy)} by {size} points"
-    better, worse = (therapy, versus) if effect > 0 else (versus, therapy)
-    return (f"{what} favours {option_title(better)} over {option_title(worse)} by {size} points "
-            f"(chance of {OUTCOMES[output]})")
+        return f"{what} {verb} {outcome} {preposition} {option_title(therapy)} by {size} points"
+    better, worse = (therapy, versus) if (effect > 0) != (output in HARMFUL) else (versus, therapy)
+    return f"{what} favours {option_title(better)} over {option_title(worse)} by {size} points ({outcome})"
 
 
-def top_reasons(explanation: shap.Explanation, model: ResponseModel, *, therapy: str, versus: str | None = None,
+def top_reasons(explanation: shap.Explanation, model: FeatureLayout, *, therapy: str, versus: str | None = None,
                 output: str = "p_response", row: int = 0, n: int = 3) -> list[Reason]:
     """The ``n`` features (or missing blocks) that moved row ``row``'s prediction most, largest first.
 
@@ -122,7 +127,8 @@ def top_reasons(explanation: shap.Explanation, model: ResponseModel, *, therapy:
     made with; they word the sentences. Effects are on the explained scale:
     probabilities before calibration (a sentence says percentage points), or DAS28 units.
     """
-    check_output(output)
+    if output not in (*OUTCOMES, "das28_change"):
+        raise ValueError(f"output {output!r} cannot be worded; choose one of {', '.join([*OUTCOMES, 'das28_change'])}")
     values, data = np.atleast_2d(explanation.values)[row], np.atleast_2d(explanation.data)[row]
     seen = recorded(explanation, model)[row]
     candidates = []

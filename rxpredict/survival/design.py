@@ -82,12 +82,19 @@ class SurvivalDesign:
         X[:, logged] = np.sign(X[:, logged]) * np.log1p(np.abs(X[:, logged]))
         return X
 
+    def standardise(self, frame: pl.DataFrame) -> np.ndarray:
+        """The covariates as z-scores (rows, ``covariates_``): missing values at the mean (0), clipped to +-Z_LIMIT."""
+        return np.clip(np.nan_to_num((self.matrix(frame) - self.mean_) / self.scale_, nan=0.0), -Z_LIMIT, Z_LIMIT)
+
     def transform(self, frame: pl.DataFrame, therapy: Sequence[str] | np.ndarray) -> pd.DataFrame:
         """The design (pandas, for lifelines) of ``frame``'s rows as if each had received ``therapy``."""
+        return self.expand(self.standardise(frame), therapy)
+
+    def expand(self, Z: np.ndarray, therapy: Sequence[str] | np.ndarray) -> pd.DataFrame:
+        """The design of z-scores ``Z`` (rows, ``covariates_``): option indicators and interactions added."""
         therapy = np.asarray(therapy, dtype=object)
-        if therapy.shape[0] != frame.height:
-            raise ValueError(f"therapy has {therapy.shape[0]} entries for {frame.height} rows")
-        Z = np.clip(np.nan_to_num((self.matrix(frame) - self.mean_) / self.scale_, nan=0.0), -Z_LIMIT, Z_LIMIT)
+        if therapy.shape[0] != len(Z):
+            raise ValueError(f"therapy has {therapy.shape[0]} entries for {len(Z)} rows")
         columns = {c: Z[:, j] for j, c in enumerate(self.covariates_)}
         for o in self.indicated_:
             given = (therapy == o).astype(float)

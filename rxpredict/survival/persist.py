@@ -7,7 +7,7 @@ needs, and the record of how the model was chosen:
 
 | part | settings (JSON) | arrays |
 | --- | --- | --- |
-| the estimator | kind, ``get_params()``, options, propensity columns, episodes, ``choices_`` (and ``first_exam_days_``) | ``times`` (the time grid) |
+| the estimator | kind, ``get_params()``, options, propensity columns, episodes, ``choices_`` (and ``first_exam_days_``) | ``times`` (the time grid); progression: ``background`` (the explanation background, where drawn) |
 | ``design`` (and per imaging pattern ``design.<pattern>``) | covariates, modifiers, logged, those kept, options with an indicator, the reference, the column order | ``mean``, ``scale`` |
 | ``overlap`` | propensity options, classes and parameters; OOD threshold and parameters | the propensity and OOD arrays |
 | ``hazard.<cause or pattern>`` | ``HazardModel`` parameters, choice, reason, events, PH test; the predictor's kind, columns and strata | ``penalties``; coefficients, centring and baseline cumulative hazard per stratum (Cox) or log-lambda and log-rho coefficients (Weibull AFT) |
@@ -145,6 +145,8 @@ def to_arrays(model: ProgressionModel | RetentionModel) -> State:
         _nest(settings, arrays, f"hazard.{name}", _hazard_state(hazard))
     if isinstance(model, ProgressionModel):
         settings["first_exam_days_"] = model.first_exam_days_
+        if getattr(model, "background_", None) is not None:  # z-scores of training episodes (rxpredict.explain)
+            arrays["background"] = model.background_
         for pattern, (design, _) in model.time_models_.items():
             _nest(settings, arrays, f"design.{pattern}", _design_state(design))
     return settings, arrays
@@ -165,6 +167,8 @@ def from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -
         model.models_ = hazards
     else:
         model.first_exam_days_ = settings["first_exam_days_"]
+        if "background" in arrays:
+            model.background_ = arrays["background"]
         model.time_models_ = {pattern: (_design_from_state(*_unnest(settings, arrays, f"design.{pattern}")), hazard)
                               for pattern, hazard in hazards.items()}
     return model

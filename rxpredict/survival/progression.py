@@ -114,9 +114,7 @@ class ProgressionModel(OptionSurvivalModel):
         _check_fitted(self, "time_models_")
         stacked, _, _ = self._expanded(rows)
         therapy = np.repeat(np.array(self.options_, dtype=object), rows.height)
-        imaging = [c for c in self.time_models_["with_imaging"][0].covariates_ if c.startswith("imaging_")]
-        has_imaging = (~np.isnan(feature_matrix(stacked, imaging)).all(axis=1) if imaging
-                       else np.zeros(len(therapy), dtype=bool))
+        has_imaging = self.has_imaging(stacked)
         free = np.empty((len(therapy), len(self.times_)))
         for pattern, rows_of in (("with_imaging", has_imaging), ("without_imaging", ~has_imaging)):
             if rows_of.any():
@@ -125,6 +123,14 @@ class ProgressionModel(OptionSurvivalModel):
                 free[rows_of] = model.survival(design.transform(part, therapy[rows_of]), self.times_,
                                                design.stratum(therapy[rows_of]))
         return free
+
+    def has_imaging(self, rows: pl.DataFrame) -> np.ndarray:
+        """Per row, whether it is scored by the ``with_imaging`` submodel (any imaging covariate recorded)."""
+        _check_fitted(self, "time_models_")
+        imaging = [c for c in self.time_models_["with_imaging"][0].covariates_ if c.startswith("imaging_")]
+        if not imaging:
+            return np.zeros(rows.height, dtype=bool)
+        return ~np.isnan(feature_matrix(rows, imaging)).all(axis=1)
 
     def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
         """One row per (episode, option): ``p_rrp`` (by the first follow-up radiograph), ``p_rrp_2y``,
