@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 KEY = ["patient_id", "index_date", "therapy"]
-#: What ``compare`` adds from the survival models, per option.
-SURVIVAL_COLUMNS = ["p_rrp", "p_stop_1y", "median_retention_days"]
+#: Interval columns of the comparison that ``compare`` leaves out (its columns are those issue 6 lists).
+INTERVALS_NOT_LISTED = ["p_good_low", "p_good_high", "p_remission_low", "p_remission_high"]
 
 
 def _read_or_exit(registry_dir: Path) -> "Registry":
@@ -320,13 +320,12 @@ def _patient_pairs(patient_id: str, at_date: str | None) -> pl.DataFrame:
 
 def _scored_rows(registry: Registry, pairs: pl.DataFrame, markers: list[str], hint: str) -> pl.DataFrame:
     """One cohort row per (patient_id, index_date) of ``pairs``; an unknown patient is a usage error on ``hint``."""
-    from rxpredict.cohort import build_cohort
+    from rxpredict.compare import scoring_rows
 
     try:
-        cohort = build_cohort(registry, episodes=pairs, markers=markers).frame
+        return scoring_rows(registry, pairs, markers)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint=hint) from e
-    return cohort.unique(["patient_id", "index_date"], keep="first", maintain_order=True)
 
 
 @main.command()
@@ -348,38 +347,49 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
     """
     if (patient_id is None) == (episodes_file is None):
         raise click.UsageError("give either --patient or --episodes")
+    from rxpredict.compare import compare_patient, predict_comparison
+
     model = _load_model_or_exit(model_dir)
     survival = _load_survival_or_exit(model_dir, required=False)
     registry = _read_or_exit(registry_dir)
-    pairs = _read_pairs(episodes_file) if episodes_file is not None else _patient_pairs(patient_id, at_date)
-    cohort = _scored_rows(registry, pairs, model.markers_, "--patient/--episodes")
-    columns = ["patient_id", "index_date", "therapy", "p_response", "p_response_low", "p_response_high", "p_good",
-               "p_remission", "expected_das28_change", "support", "ood"]
-    pred = model.predict_options(cohort)
-    if survival is not None:
-        stops = survival.retention.predict_options(cohort).select(*KEY, "p_stop_1y", "median_retention_days")
-        rrp = survival.progression.predict_options(cohort).select(*KEY, "p_rrp")
-        pred = pred.join(rrp, on=KEY, how="left").join(stops, on=KEY, how="left")
-        columns = columns[:-2] + SURVIVAL_COLUMNS + columns[-2:]
-    pred = pred.select(columns).sort(["patient_id", "index_date", "p_response"], descending=[False, False, True])
-    if out is not None:
-        pred.write_parquet(out) if out.suffix != ".csv" else pred.write_csv(out)
-        click.echo(f"wrote {pred.height} predictions to {out}")
+    if episodes_file is not None:
+        cohort = _scored_rows(registry, _read_pairs(episodes_file), model.markers_, "--episodes")
+        _show_predictions(predict_comparison(model, survival, cohort).drop(INTERVALS_NOT_LISTED), out)
         return
-    row = cohort.row(0, named=True)
-    missing = [b for b in ("genetic", "imaging", "wearable") if not row.get(f"mask_{b}")]
-    click.echo(f"{patient_id} on {pairs['index_date'][0]}: 24-week outcomes by therapy option (best first); "
+    at = _patient_pairs(patient_id, at_date)["index_date"][0]
+    try:
+        comparison = compare_patient(model, survival, registry, patient_id, at)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--patient") from e
+    pred = comparison.options.drop(INTERVALS_NOT_LISTED)
+    if out is not None:
+        _show_predictions(pred, out)
+        return
+    click.echo(f"{patient_id} on {at}: 24-week outcomes by therapy option (best first); "
                f"model trained on data contract v{model.contract_version_}")
-    if not row.get("mask_clinical"):
+    if not comparison.baseline_visit:
         click.echo("warning: no visit in the 90 days before this date; predictions rest on older data only")
-    if missing:
-        click.echo("the model did not see: " + ", ".join(f"{b} data" for b in missing))
+    if comparison.unseen:
+        click.echo("the model did not see: " + ", ".join(f"{b} data" for b in comparison.unseen))
     if survival is not None:
         click.echo("p_rrp: rapid radiographic progression by the first follow-up radiograph; p_stop_1y: stopping "
                    "within a year for inefficacy or an adverse event; median_retention_days: null beyond "
                    f"{survival.retention.horizon_days} days (`rxpredict survival` shows the curves)")
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=250):
-        click.echo(pred.drop("patient_id", "index_date"))
+    _show_predictions(pred.drop("patient_id", "index_date"), None)
+    if comparison.flags.height:
+        click.echo("safety flags (shown, never used to drop an option):")
+        for flag in comparison.flags.iter_rows(named=True):
+            click.echo(f"  - {flag['therapy']} ({flag['kind']}): {flag['message']}")
+
+
+def _show_predictions(pred: pl.DataFrame, out: Path | None) -> None:
+    """Write the predictions to ``out`` (.csv, else Parquet), or print them where there is none."""
+    if out is None:
+        with pl.Config(tbl_rows=-1, tbl_cols=-1, float_precision=2, tbl_width_chars=250):
+            click.echo(pred)
+        return
+    pred.write_csv(out) if out.suffix == ".csv" else pred.write_parquet(out)
+    click.echo(f"wrote {pred.height} predictions to {out}")
 
 
 @main.command("survival")

@@ -105,7 +105,7 @@ def test_evaluate_prints_text_and_an_old_bundle_still_evaluates_its_response_mod
     assert "holds no survival models" in old.stderr
 
 
-def test_compare_one_patient_and_many(trained, tmp_path):
+def test_compare_one_patient_and_many(trained, old_bundle, tmp_path):
     root, _ = trained
     runner = CliRunner()
     one = runner.invoke(main, ["compare", "--model", str(root / "model"), "--registry", str(root / "reg"),
@@ -113,6 +113,8 @@ def test_compare_one_patient_and_many(trained, tmp_path):
     assert one.exit_code == 0, one.output
     assert all(o in one.output for o in OPTIONS) and "best first" in one.output
     assert all(c in one.output for c in ("p_rrp", "p_stop_1y", "median_retention_days"))
+    assert "safety flags (shown, never used to drop an option):" in one.output
+    assert "jaki (check): Check other cardiovascular and malignancy risk factors" in one.output
     pairs = tmp_path / "pairs.csv"
     pl.DataFrame({"patient_id": ["P0000003", "P0000004"], "index_date": ["2024-06-01", "2023-01-10"]}).write_csv(pairs)
     out = tmp_path / "preds.parquet"
@@ -129,7 +131,7 @@ def test_compare_one_patient_and_many(trained, tmp_path):
     direct = load_survival(root / "model").retention.predict_options(_scored_rows(root, pl.read_csv(pairs)))
     check = preds.join(direct, on=["patient_id", "index_date", "therapy"], suffix="_direct")
     assert check.height == preds.height and (check["p_stop_1y"] == check["p_stop_1y_direct"]).all()
-    old = runner.invoke(main, ["compare", "--model", str(root / "old_model"), "--registry", str(root / "reg"),
+    old = runner.invoke(main, ["compare", "--model", str(old_bundle), "--registry", str(root / "reg"),
                                "--episodes", str(pairs), "--out", str(out)])
     assert old.exit_code == 0 and "holds no survival models" in old.stderr
     assert "p_rrp" not in pl.read_parquet(out).columns

@@ -1,0 +1,101 @@
+"""The therapy comparison: every option for a patient at a date, side by side, best first, with what to weigh.
+
+One place builds what ``rxpredict compare`` prints and the app's comparison
+page shows: the response model's calibrated probabilities with their
+intervals, the survival models' risk of rapid radiographic progression,
+stopping within a year and median retention, the ``support`` and ``ood``
+flags, the clinical reference's safety flags (shown, never used to drop an
+option), and what the model could not see.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from rxpredict.models.response import ResponseModel
+from rxpredict.registry import Registry
+from rxpredict.safety import safety_flags
+from rxpredict.survival.persist import SurvivalModels
+
+#: One prediction's key.
+KEY = ["patient_id", "index_date", "therapy"]
+RESPONSE_COLUMNS = ["p_response", "p_response_low", "p_response_high", "p_good", "p_good_low", "p_good_high",
+                    "p_remission", "p_remission_low", "p_remission_high", "expected_das28_change"]
+SURVIVAL_COLUMNS = ["p_rrp", "p_stop_1y", "median_retention_days"]
+FLAG_COLUMNS = ["support", "ood"]
+#: The blocks besides the clinical one whose absence a comparison states.
+OPTIONAL_BLOCKS = ("genetic", "imaging", "wearable")
+
+
+def scoring_rows(registry: Registry, pairs: pl.DataFrame, markers: list[str]) -> pl.DataFrame:
+    """One cohort row per (patient_id, index_date) of ``pairs``, built as the model's training cohort was.
+
+    An unknown patient or a date before the patient's data is a ValueError from the cohort builder, naming it.
+    """
+    from rxpredict.cohort import build_cohort
+
+    cohort = build_cohort(registry, episodes=pairs, markers=markers).frame
+    return cohort.unique(["patient_id", "index_date"], keep="first", maintain_order=True)
+
+
+def predict_comparison(model: ResponseModel, survival: SurvivalModels | None, rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per (episode, option): response columns, survival columns (where ``survival`` is given), support and
+    ood; within an episode best first (highest P(response))."""
+    pred = model.predict_options(rows)
+    columns = KEY + RESPONSE_COLUMNS
+    if survival is not None:
+        stops = survival.retention.predict_options(rows).select(*KEY, "p_stop_1y", "median_retention_days")
+        rrp = survival.progression.predict_options(rows).select(*KEY, "p_rrp")
+        pred = pred.join(rrp, on=KEY, how="left").join(stops, on=KEY, how="left")
+        columns += SURVIVAL_COLUMNS
+    return pred.select(columns + FLAG_COLUMNS).sort(["patient_id", "index_date", "p_response"],
+                                                     descending=[False, False, True], maintain_order=True)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Every therapy option for one patient at one date.
+
+    Attributes
+    ----------
+    patient_id, index_date : whom and when
+    row : the patient's cohort row (one row: what the models saw; explanations start from it)
+    options : one row per option, best first (see :func:`predict_comparison`)
+    flags : safety flags (therapy, flag, kind, message), cautions first
+    unseen : the data blocks the model had nothing of (genetic, imaging, wearable)
+    baseline_visit : whether a visit in the 90 days before the date gave the clinical block
+    retention_curves : per option and day, the probability of still being on the drug (None without survival models)
+    """
+
+    patient_id: str
+    index_date: dt.date
+    row: pl.DataFrame
+    options: pl.DataFrame
+    flags: pl.DataFrame
+    unseen: tuple[str, ...]
+    baseline_visit: bool
+    retention_curves: pl.DataFrame | None
+
+    def flags_of(self, therapy: str) -> list[str]:
+        """The messages of one option's flags, cautions first."""
+        return self.flags.filter(pl.col("therapy") == therapy)["message"].to_list()
+
+
+def compare_patient(model: ResponseModel, survival: SurvivalModels | None, registry: Registry, patient_id: str,
+                    at: dt.date | None = None) -> Comparison:
+    """The comparison for ``patient_id`` on ``at`` (default today) from the patient's data in ``registry``."""
+    at = at or dt.date.today()
+    markers = getattr(model, "markers_", None)  # a bundle's; a model fitted here reads its genetic columns
+    if markers is None:
+        markers = [c.removeprefix("genetic_") for c in model.columns_ if c.startswith("genetic_")]
+    rows = scoring_rows(registry, pl.DataFrame({"patient_id": [patient_id], "index_date": [at]}), markers)
+    features = rows.row(0, named=True)
+    curves = None
+    if survival is not None:
+        curves = survival.retention.predict_curves(rows).select("therapy", "time_days", "retention")
+    return Comparison(
+        patient_id=patient_id, index_date=at, row=rows, options=predict_comparison(model, survival, rows),
+        flags=safety_flags(features), unseen=tuple(b for b in OPTIONAL_BLOCKS if not features.get(f"mask_{b}")),
+        baseline_visit=bool(features.get("mask_clinical")), retention_curves=curves)

@@ -1,0 +1,75 @@
+"""The therapy comparison and its safety flags: rules from data_schemas/, every option kept, what was unseen."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import polars as pl
+import pytest
+
+from rxpredict.compare import compare_patient, predict_comparison
+from rxpredict.safety import safety_flags, safety_rules
+from rxpredict.schemas import load_contract
+from tests.conftest import TODAY
+
+PATIENT = {"clinical_age": 71.2, "clinical_smoking_current": 0, "clinical_smoking_former": 1, "clinical_rf": 0,
+           "clinical_acpa": 0}
+
+
+def test_rules_cover_the_clinical_reference_and_name_known_options():
+    rules = {r.id: r for r in safety_rules()}
+    assert {"jaki_age", "jaki_smoking", "latent_tb", "tnfi_heart_demyelination", "rituximab_hbv",
+            "rituximab_seronegative", "mtx_pregnancy_liver_kidney"} <= set(rules)
+    assert all(set(r.options) <= set(load_contract().option_names) for r in rules.values())
+
+
+def test_recorded_risks_raise_cautions_with_their_values_and_checks_always_show():
+    flags = safety_flags(PATIENT)
+    cautions = flags.filter(pl.col("kind") == "caution")
+    assert set(cautions["flag"]) == {"jaki_age", "jaki_smoking", "rituximab_seronegative"}
+    assert "Age 71:" in cautions.filter(pl.col("flag") == "jaki_age")["message"][0]
+    assert flags["kind"].to_list() == sorted(flags["kind"].to_list())  # cautions first
+    checks = flags.filter(pl.col("kind") == "check")
+    assert set(checks.filter(pl.col("flag") == "latent_tb")["therapy"]) == {"tnfi", "il6i", "abatacept",
+                                                                             "rituximab", "jaki"}
+    young = safety_flags({**PATIENT, "clinical_age": 40.0, "clinical_smoking_former": 0, "clinical_rf": 1})
+    assert young.filter(pl.col("kind") == "caution").is_empty()
+
+
+@pytest.mark.parametrize("unknown", [None, math.nan])
+def test_an_unrecorded_feature_raises_no_caution(unknown):
+    flags = safety_flags({**PATIENT, "clinical_age": unknown, "clinical_rf": unknown})
+    assert {"jaki_age", "rituximab_seronegative"}.isdisjoint(flags["flag"])
+
+
+def test_a_patient_comparison_keeps_every_option_best_first(trained_bundle):
+    model, survival, registry, patient, at = trained_bundle
+    c = compare_patient(model, survival, registry, patient, at)
+    assert c.options["therapy"].sort().to_list() == sorted(model.options_)
+    assert c.options["p_response"].to_list() == sorted(c.options["p_response"].to_list(), reverse=True)
+    assert (c.options["p_response_low"] <= c.options["p_response"]).all()
+    assert {"p_rrp", "p_stop_1y", "median_retention_days", "support", "ood"} <= set(c.options.columns)
+    assert c.retention_curves is not None and set(c.retention_curves["therapy"]) == set(model.options_)
+    assert c.flags_of("jaki")  # at least the checks
+    direct = predict_comparison(model, survival, c.row)
+    assert direct.equals(c.options)
+    assert c.index_date == at and c.row.height == 1
+    with pytest.raises(ValueError):
+        compare_patient(model, survival, registry, "nobody", at)
+
+
+@pytest.fixture(scope="module")
+def trained_bundle():
+    from rxpredict.cohort import build_cohort
+    from rxpredict.models.response import ResponseModel
+    from rxpredict.registry import Registry
+    from rxpredict.simulate import simulate
+    from rxpredict.survival import ProgressionModel, RetentionModel
+    from rxpredict.survival.persist import SurvivalModels
+
+    registry = Registry.from_tables(simulate(1_000, seed=5, progress=False), today=TODAY)
+    cohort = build_cohort(registry).frame
+    model = ResponseModel(seed=0, epochs=3, n_members=2, progress=False).fit(cohort)
+    survival = SurvivalModels(ProgressionModel().fit(cohort), RetentionModel(progress=False).fit(cohort))
+    patient = cohort["patient_id"][0]
+    return model, survival, registry, patient, dt.date(2024, 6, 1)
