@@ -331,3 +331,9 @@ def load_survival(directory: str | Path) -> SurvivalModels:
     settings = json.loads((directory / "survival.json").read_text())
     with np.load(directory / "survival.npz", allow_pickle=False) as arrays:
         return models_from_arrays(settings, {name: arrays[name] for name in arrays.files})
+
+
+def load_models(directory: str | Path) -> tuple[ResponseModel, SurvivalModels | None]:
+    """The response model of a bundle and its survival models, None where it was written without them."""
+    model = load_bundle(directory)
+    return model, (load_survival(directory) if verified_config(Path(directory)).get("survival") else None)

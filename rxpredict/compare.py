@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 import polars as pl
+import shap
 
 from rxpredict.models.response import ResponseModel
 from rxpredict.registry import Registry
@@ -99,3 +100,38 @@ def compare_patient(model: ResponseModel, survival: SurvivalModels | None, regis
         patient_id=patient_id, index_date=at, row=rows, options=predict_comparison(model, survival, rows),
         flags=safety_flags(features), unseen=tuple(b for b in OPTIONAL_BLOCKS if not features.get(f"mask_{b}")),
         baseline_visit=bool(features.get("mask_clinical")), retention_curves=curves)
+
+
+@dataclass(frozen=True)
+class OptionExplanation:
+    """Why the model expects what it does for one option (or one option against another) for the compared patient.
+
+    Attributes
+    ----------
+    therapy, versus, output : what was explained (``versus`` None: one option alone)
+    explanation : the SHAP values (one row), for shap's plots
+    reasons : the top three reasons in plain language
+    by_modality : per data block: whether it is missing, the SHAP sum of what was recorded, the absent effect
+    """
+
+    therapy: str
+    versus: str | None
+    output: str
+    explanation: shap.Explanation
+    reasons: list[str]
+    by_modality: pl.DataFrame
+
+
+def explain_option(model: ResponseModel, comparison: Comparison, therapy: str, versus: str | None = None,
+                   output: str = "p_response") -> OptionExplanation:
+    """The SHAP explanation of ``output`` for ``therapy`` (or of its difference from ``versus``) for the patient."""
+    from rxpredict.explain import explain_contrast, explain_options
+    from rxpredict.explain.modality import by_modality
+    from rxpredict.explain.reasons import top_reasons
+
+    explanation = (explain_options(model, comparison.row, therapy, output) if versus is None
+                   else explain_contrast(model, comparison.row, therapy, versus, output))
+    reasons = top_reasons(explanation, model, therapy=therapy, versus=versus, output=output)
+    return OptionExplanation(therapy=therapy, versus=versus, output=output, explanation=explanation[0],
+                             reasons=[r.sentence for r in reasons],
+                             by_modality=by_modality(explanation, model).drop("row"))

@@ -7,7 +7,11 @@ import math
 import polars as pl
 import pytest
 
-from rxpredict.compare import compare_patient, predict_comparison
+from rxpredict.cohort import build_cohort
+from rxpredict.compare import compare_patient, explain_option, predict_comparison
+from rxpredict.explain import draw_background
+from rxpredict.explain.importance import plot_png
+from rxpredict.report import comparison_html, options_table, retention_chart
 from rxpredict.safety import safety_flags, safety_rules
 from rxpredict.schemas import load_contract
 from tests.conftest import TODAY
@@ -60,7 +64,6 @@ def test_a_patient_comparison_keeps_every_option_best_first(trained_bundle):
 
 @pytest.fixture(scope="module")
 def trained_bundle():
-    from rxpredict.cohort import build_cohort
     from rxpredict.models.response import ResponseModel
     from rxpredict.registry import Registry
     from rxpredict.simulate import simulate
@@ -73,3 +76,26 @@ def trained_bundle():
     survival = SurvivalModels(ProgressionModel().fit(cohort), RetentionModel(progress=False).fit(cohort))
     patient = cohort["patient_id"][0]
     return model, survival, registry, patient, dt.date(2024, 6, 1)
+
+
+def test_the_table_and_report_show_the_comparisons_numbers(trained_bundle):
+    model, survival, registry, patient, at = trained_bundle
+    c = compare_patient(model, survival, registry, patient, at)
+    table = options_table(c, survival.retention.horizon_days)
+    assert table.height == len(model.options_)
+    best = c.options.row(0, named=True)
+    assert table["P(response)"][0] == (f"{100 * best['p_response']:.0f}% ({100 * best['p_response_low']:.0f}%–"
+                                       f"{100 * best['p_response_high']:.0f}%)")
+    assert table["rapid progression"][0] == f"{100 * best['p_rrp']:.0f}%"
+    model.background_ = draw_background(model, build_cohort(registry).frame)
+    focus = explain_option(model, c, best["therapy"])
+    assert len(focus.reasons) == 3 and set(focus.by_modality["block"]) >= {"clinical", "genetic", "imaging"}
+    png = plot_png(focus.explanation, "waterfall")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    page = comparison_html(c, model_name="test <model>", focus=focus, waterfall_png=png,
+                           retention_horizon_days=survival.retention.horizon_days)
+    assert page.startswith("<!DOCTYPE html>") and "test &lt;model&gt;" in page and "<script" not in page
+    assert all(r.replace("'", "&#x27;") in page for r in focus.reasons) and "data:image/png;base64," in page
+    assert table["P(response)"][0] in page and "Screen for latent tuberculosis" in page
+    assert retention_chart(c).to_dict()["mark"]["type"] == "line"
+
