@@ -7,6 +7,14 @@ batched into one pass, so a patient takes milliseconds. The explained
 scale is the ensemble-mean probability *before* Platt calibration, in [0, 1];
 the calibrated probability ``predict_options`` shows is a monotone function of
 it, so signs and rankings carry over.
+
+A model with ``encoder="tabnet"`` has operations without a DeepLIFT rule
+(sparsemax attention, GLU gates, attention masks times inputs): DeepLIFT's
+values would not add up. Such a model is explained by shap's permutation
+explainer over the same inputs, background and targets, evaluating the model's
+own forward pass: it is exactly additive too (each permutation's steps
+telescope from the background's mean output to the patient's), needs only
+forward passes, and costs fewer model calls than KernelExplainer.
 """
 from __future__ import annotations
 
@@ -19,7 +27,8 @@ import torch
 from shap.explainers._deep.deep_pytorch import add_interim_values, deeplift_grad
 
 from rxpredict.explain.background import resolve_background
-from rxpredict.explain.target import ExplainedOutput, network_inputs, outputs_of_inputs
+from rxpredict.explain.target import (ExplainedOutput, check_output, deeplift_splits, network_inputs,
+                                      targets_of_inputs, whole_batches)
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import BASELINE_DAS28, ResponseModel
 
@@ -28,6 +37,10 @@ ADDITIVITY_TOLERANCE = 1e-4
 #: Rows (patients and options times background episodes, twice) in one forward and backward pass: large enough
 #: that torch, not Python's per-module hooks, sets the pace; larger passes measured slower (memory traffic).
 PASS_ROWS = 6_000
+#: Permutations (each walked forwards and backwards) per patient in the fallback explainer: shap's own default.
+PERMUTATIONS = 10
+#: Seed of each patient's permutations: a patient's values are the same whichever rows it is explained with.
+PERMUTATION_SEED = 0
 
 
 class AdditivityError(RuntimeError):
@@ -75,13 +88,57 @@ def _deeplift(explainer: shap.DeepExplainer, x: torch.Tensor) -> np.ndarray:
     return values
 
 
+def _deep_values(model: ResponseModel, output: str, targets: list[tuple[int, int | None]], inputs: np.ndarray,
+                 background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeepLIFT's values (rows, inputs, targets) and base values (rows, targets): one module, a column per target."""
+    with warnings.catch_warnings():  # shap warns about the container modules it does not need to handle
+        warnings.filterwarnings("ignore", message="unrecognized nn.Module")
+        explainer = shap.DeepExplainer(ExplainedOutput(model, output, targets), torch.from_numpy(background))
+        values = _deeplift(explainer, torch.from_numpy(inputs))
+    return values, np.broadcast_to(np.ravel(explainer.expected_value), (len(inputs), len(targets)))
+
+
+def _permutation_values(model: ResponseModel, output: str, targets: list[tuple[int, int | None]],
+                        inputs: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """shap's permutation explainer's values (rows, inputs, targets) and base values (rows, targets).
+
+    For models DeepLIFT cannot split (TabNet: sparsemax and GLU gates have no
+    rescale rule). The explained function is :func:`~rxpredict.explain.target.targets_of_inputs`,
+    the model's own forward pass; the masker fills hidden inputs from every
+    background episode. Each patient walks :data:`PERMUTATIONS` permutations of
+    the inputs forwards and backwards; every walk's steps telescope from the
+    background's mean output to the patient's, so the values add up exactly
+    however few permutations (their number sets only how close the values are
+    to the Shapley values). Each patient's permutations are seeded with
+    :data:`PERMUTATION_SEED`; numpy's global random state, which shap draws
+    them from, is restored afterwards.
+    """
+    fast = whole_batches(model)
+    masker = shap.maskers.Independent(background, max_samples=len(background))
+    max_evals = PERMUTATIONS * (2 * inputs.shape[1] + 1)
+    values = np.empty((*inputs.shape, len(targets)))
+    base = np.empty((len(inputs), len(targets)))
+    state = np.random.get_state()
+    try:
+        explainer = shap.explainers.Permutation(lambda x: targets_of_inputs(fast, x, output, targets), masker)
+        for i, x in enumerate(inputs):
+            np.random.seed(PERMUTATION_SEED)
+            row = explainer(x[None], max_evals=max_evals, silent=True)
+            values[i], base[i] = np.reshape(row.values, values.shape[1:]), np.ravel(row.base_values)
+    finally:
+        np.random.set_state(state)
+    return values, base
+
+
 def _explain(model: ResponseModel, rows: pl.DataFrame, targets: list[tuple[str, str | None]], output: str,
              background: np.ndarray | None) -> list[shap.Explanation]:
     """SHAP values of output(option) - output(versus) for each row and each target, each checked for additivity.
 
-    One explainer over one module with a column per target: the targets share its passes' set-up.
+    One explainer with an output per target: the targets share its set-up and
+    model calls. DeepLIFT where the encoders allow it, else the permutation explainer.
     """
     _check_fitted(model, "networks_")
+    check_output(output)
     if rows.height == 0:
         raise ValueError("no rows to explain")
     pairs = []
@@ -91,24 +148,20 @@ def _explain(model: ResponseModel, rows: pl.DataFrame, targets: list[tuple[str, 
         if a == b:
             raise ValueError(f"therapy and versus are the same option ({option}): nothing to contrast")
         pairs.append((a, b))
-    module = ExplainedOutput(model, output, pairs)
     inputs, raw = network_inputs(model, rows)
-    with warnings.catch_warnings():  # shap warns about the container modules it does not need to handle
-        warnings.filterwarnings("ignore", message="unrecognized nn.Module")
-        explainer = shap.DeepExplainer(module, torch.from_numpy(resolve_background(model, background)))
-        values = _deeplift(explainer, torch.from_numpy(inputs))
-    outputs = outputs_of_inputs(model, inputs, output)
+    shapley_values = _deep_values if deeplift_splits(model) else _permutation_values
+    values, base = shapley_values(model, output, pairs, inputs, resolve_background(model, background))
+    truth = targets_of_inputs(model, inputs, output, pairs)
     explanations = []
-    for j, (a, b) in enumerate(pairs):
-        base = np.full(rows.height, float(np.ravel(explainer.expected_value)[j]))
-        truth = outputs[:, a] - (0.0 if b is None else outputs[:, b])
-        error = np.abs(base + values[..., j].sum(axis=1) - truth).max()
+    for j in range(len(pairs)):
+        error = np.abs(base[:, j] + values[..., j].sum(axis=1) - truth[:, j]).max()
         if error > ADDITIVITY_TOLERANCE:
             raise AdditivityError(f"SHAP values miss the model's {output} by {error:.2g} (tolerance "
                                   f"{ADDITIVITY_TOLERANCE:g}); the network has an operation the explainer cannot "
                                   "split")
-        explanations.append(shap.Explanation(values=_fold_baseline(model, values[..., j], raw), base_values=base,
-                                             data=raw, feature_names=list(model.columns_)))
+        explanations.append(shap.Explanation(values=_fold_baseline(model, values[..., j], raw),
+                                             base_values=base[:, j].copy(), data=raw,
+                                             feature_names=list(model.columns_)))
     return explanations
 
 
