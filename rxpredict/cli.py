@@ -185,54 +185,38 @@ def cohort(registry_dir: Path, out: Path, episodes_file: Path | None) -> None:
 @click.option("--registry", "registry_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Model bundle directory to write.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--members", type=click.IntRange(min=1), default=5, show_default=True, help="Networks in the ensemble.")
+@click.option("--members", type=click.IntRange(min=1), default=None,
+              help="Networks in the ensemble [default: the response model's].")
 @click.option("--holdout", type=click.FloatRange(0.05, 0.5), default=0.2, show_default=True,
               help="Share of patients kept out of training to evaluate the model and write its card.")
-@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True,
-              help="Most epochs per network (early stopping usually ends sooner).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Most epochs per network (early stopping usually ends sooner) [default: the response model's].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle.")
-def train(registry_dir: Path, out: Path, seed: int, members: int, holdout: float, epochs: int,
+def train(registry_dir: Path, out: Path, seed: int, members: int | None, holdout: float, epochs: int | None,
           overwrite: bool) -> None:
     """Fit the 24-week response model and the survival models (radiographic progression, drug retention) on a
     registry and write one model bundle with its card."""
     import json
 
-    from rxpredict.bundle import save_bundle
-    from rxpredict.cohort import build_cohort
-    from rxpredict.evaluation import evaluate_response
-    from rxpredict.models.response import ResponseModel
-    from rxpredict.survival import evaluate_survival
+    from rxpredict.exceptions import BundleError
+    from rxpredict.retrain import train_bundle
 
-    cohort = build_cohort(_read_or_exit(registry_dir))
-    patients = cohort.frame["patient_id"].unique().sort()
-    held = patients.sample(fraction=holdout, seed=seed)
-    test = cohort.frame.filter(pl.col("patient_id").is_in(held.implode()))
-    fit_on = cohort.frame.filter(~pl.col("patient_id").is_in(held.implode()))
-    model = ResponseModel(n_members=members, epochs=epochs, seed=seed).fit(fit_on)
-    figures = evaluate_response(model, test)
-    survival = _fit_survival(fit_on)
-    if survival is not None:
-        figures |= evaluate_survival(test, survival.progression, survival.retention)
-    save_bundle(model, out, cohort=fit_on, markers=cohort.markers, metrics=figures, evaluation=test,
-                survival=survival, overwrite=overwrite)
-    click.echo(json.dumps(figures, indent=2))
-    click.echo(f"wrote {out} (model card: {out / 'MODEL_CARD.md'})")
+    last = ""
 
-
-def _fit_survival(cohort: pl.DataFrame) -> SurvivalModels | None:
-    """Progression and retention fitted on the training ``cohort``; None, with a warning, where it is too small."""
-    from rxpredict.survival import ProgressionModel, RetentionModel
-    from rxpredict.survival.persist import SurvivalModels
+    def show(stage: str, _fraction: float) -> None:  # each stage once (it is reported after every epoch), on stderr
+        nonlocal last
+        if stage != last:
+            click.echo(stage, err=True)
+            last = stage
 
     try:
-        click.echo("fitting the drug-retention model (stops for inefficacy and adverse events)...", err=True)
-        retention = RetentionModel(progress=False).fit(cohort)
-        click.echo("fitting the radiographic-progression model...", err=True)
-        progression = ProgressionModel().fit(cohort)
-    except ValueError as e:
-        click.echo(f"warning: the bundle will hold no survival models: {e}", err=True)
-        return None
-    return SurvivalModels(progression=progression, retention=retention)
+        figures = train_bundle(_read_or_exit(registry_dir), out, seed=seed, members=members, epochs=epochs,
+                               holdout=holdout, overwrite=overwrite, report=show)
+    except BundleError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_INVALID)
+    click.echo(json.dumps(figures, indent=2))
+    click.echo(f"wrote {out} (model card: {out / 'MODEL_CARD.md'})")
 
 
 def _load_model_or_exit(model_dir: Path) -> ResponseModel:

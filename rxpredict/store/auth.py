@@ -53,12 +53,13 @@ MIN_PASSWORD_LENGTH = 10
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 #: App page -> roles that may open it. Data scientists see the (read-only) timeline but
-#: neither register patients, enter visits nor decide on flare-risk alerts; only admins manage accounts and read
-#: the audit log.
+#: neither register patients, enter visits nor decide on flare-risk alerts; only rheumatologists (and admins)
+#: compare therapies for a patient; only admins manage accounts and read the audit log.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "patients": ("clinic_staff", "rheumatologist", "admin"),
     "visit_entry": ("clinic_staff", "rheumatologist", "admin"),
     "timeline": ("clinic_staff", "rheumatologist", "data_scientist", "admin"),
+    "compare": ("rheumatologist", "admin"),
     "monitoring": ("clinic_staff", "rheumatologist", "admin"),
     "admin": ("admin",),
 }

@@ -2,7 +2,8 @@
 
 The migrations live in ``rxpredict/store/migrations/versions`` (0001: the
 registry tables, 0002: users, login sessions, the audit log and patient
-versions, 0003: monitoring alerts). :func:`open_store` is what the app and the command line call: an
+versions, 0003: monitoring alerts, 0004: response-model versions and training
+jobs). :func:`open_store` is what the app and the command line call: an
 engine on a database at the newest revision. An upgrade runs in one
 transaction while holding the database's write lock (SQLite ``BEGIN
 IMMEDIATE``, a PostgreSQL advisory lock), so two processes starting at once

@@ -1,5 +1,5 @@
 """The app database's tables: the registry tables of ``data_schemas/`` plus users, login sessions, the audit log,
-patient versions and the flare-risk monitor's alerts.
+patient versions, the flare-risk monitor's alerts, the response-model versions and their training jobs.
 
 The registry tables are derived from the data contract (column names, types,
 nullability, primary and foreign keys), so the database cannot drift from
@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, Double, ForeignKey,
-                        ForeignKeyConstraint, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text,
-                        UniqueConstraint)
+                        ForeignKeyConstraint, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text,
+                        UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rxpredict.schemas import Contract, TableSchema, load_contract
@@ -21,6 +21,12 @@ from rxpredict.schemas import Contract, TableSchema, load_contract
 ROLES = ("clinic_staff", "rheumatologist", "data_scientist", "admin")
 #: An alert's status: open until someone acknowledges (will act on it) or dismisses it.
 ALERT_STATUSES = ("open", "acknowledged", "dismissed")
+#: A model version's status: registered as a candidate, the active one (at most one), or retired (kept to roll back).
+MODEL_STATUSES = ("candidate", "active", "retired")
+#: A training job's status: queued until its worker starts, running, then succeeded or failed.
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+#: The statuses of a job that has not ended.
+UNFINISHED_JOB_STATUSES = ("queued", "running")
 
 #: Table Schema field types and the SQL type that stores them.
 SQL_TYPES = {"string": String, "integer": Integer, "number": Double, "boolean": Boolean, "date": Date}
@@ -69,11 +75,21 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _among(column: str, values: tuple[str, ...]) -> str:
+    """SQL saying that ``column`` holds one of ``values`` (for check constraints and partial indexes)."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _partial_unique(name: str, column: str, where: str) -> Index:
+    """A unique index on ``column`` over the rows ``where`` holds (SQLite and PostgreSQL both have them)."""
+    return Index(name, column, unique=True, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class User(Base):
     """A local login with one role; the password is stored only as an argon2 hash."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),)
+    __table_args__ = (CheckConstraint(_among("role", ROLES), name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
@@ -129,7 +145,7 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint(f"status IN ({', '.join(repr(s) for s in ALERT_STATUSES)})", name="status"),
+        CheckConstraint(_among("status", ALERT_STATUSES), name="status"),
         UniqueConstraint("patient_id", "date"),  # one alert per patient-day, whoever scores it
     )
 
@@ -145,3 +161,51 @@ class Alert(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ModelVersionRow(Base):
+    """A response-model bundle registered for the app: its folder, creation time, figures, and whether it is the
+    active one (at most one is; the partial unique index backs the check that promotion makes)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint(_among("status", MODEL_STATUSES), name="status"),
+        _partial_unique("uq_model_versions_active", "status", "status = 'active'"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    created: Mapped[str] = mapped_column(String(64))
+    registered_by: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    promoted_by: Mapped[str | None] = mapped_column(String(64))
+    promoted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[str] = mapped_column(Text)
+
+
+class TrainingJobRow(Base):
+    """One training of a response-model bundle on a registry folder by a background worker: its settings, how far
+    it has got, and how it ended (the partial unique index keeps two jobs from being queued, or running, at once)."""
+
+    __tablename__ = "training_jobs"
+    __table_args__ = (
+        CheckConstraint(_among("status", JOB_STATUSES), name="status"),
+        _partial_unique("uq_training_jobs_unfinished", "status", _among("status", UNFINISHED_JOB_STATUSES)),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registry_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    stage: Mapped[str] = mapped_column(Text, default="")
+    fraction: Mapped[float] = mapped_column(Double, default=0.0)
+    seed: Mapped[int] = mapped_column(Integer)
+    members: Mapped[int | None] = mapped_column(Integer)
+    epochs: Mapped[int | None] = mapped_column(Integer)
+    started_by: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="RESTRICT"))
+    pid: Mapped[int | None] = mapped_column(Integer)
