@@ -22,6 +22,7 @@ PAGES = {
     "patients": ("views/patients.py", "Patients", ":material/group:"),
     "visit_entry": ("views/visit_entry.py", "Visit entry", ":material/edit_note:"),
     "timeline": ("views/timeline.py", "Patient timeline", ":material/timeline:"),
+    "compare": ("views/compare.py", "Therapy comparison", ":material/compare_arrows:"),
     "monitoring": ("views/monitoring.py", "Monitoring", ":material/monitor_heart:"),
     "admin": ("views/admin.py", "Administration", ":material/admin_panel_settings:"),
 }
