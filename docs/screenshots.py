@@ -162,7 +162,7 @@ def run(chromium: str) -> None:
     with tempfile.TemporaryDirectory(prefix="rxpredict-shots-") as tmp:
         home, port = Path(tmp), free_port()
         os.environ["RXPREDICT_HOME"] = str(home)
-        demo = build_demo(patients=40, progress=print)
+        demo = build_demo(patients=40, model=False, progress=print)
         name, password = demo.logins["clinic_staff"]
         app = start_app(home, port)
         try:

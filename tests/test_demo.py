@@ -9,8 +9,9 @@ from rxpredict.cli import main
 from rxpredict.monitoring.persist import load_monitor
 from rxpredict.store import auth, records
 from rxpredict.store.alerts import MONITOR_MODEL_ENV, monitor_dir
-from rxpredict.store.demo import build_demo, current_monitor, ensure_demo_monitor
+from rxpredict.store.demo import build_demo, current_model, current_monitor, ensure_demo_model, ensure_demo_monitor
 from rxpredict.store.migrate import open_store
+from rxpredict.store.models import active_model, model_versions
 from rxpredict.store.tables import REGISTRY_TABLES, ROLES
 
 
@@ -24,7 +25,8 @@ def home(tmp_path, monkeypatch):
 
 def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
-    first = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "12", "--port", "8600", "--no-monitor"])
+    first = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "12", "--port", "8600", "--no-monitor",
+                                       "--no-model"])
     assert first.exit_code == 0, first.output
     assert "http://127.0.0.1:8600" in first.output and "(12 patients)" in first.output
     logins = {line.split()[0]: line.split()[1:] for line in first.output.splitlines() if line.startswith("  ")}
@@ -34,7 +36,7 @@ def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
         assert auth.authenticate(engine, name, password, sleep=lambda s: None).role == role
     assert records.search_patients(engine, "").height == 12
 
-    again = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "30", "--no-monitor"])
+    again = CliRunner().invoke(main, ["demo", "--database", url, "--patients", "30", "--no-monitor", "--no-model"])
     assert "(12 patients)" in again.output  # a filled database is kept
     name, old_password = logins["admin"]
     new_password = {line.split()[0]: line.split()[2] for line in again.output.splitlines()
@@ -45,8 +47,8 @@ def test_demo_fills_the_database_and_prints_a_login_per_role(tmp_path):
 
 
 def test_some_demo_patients_share_wearable_data_and_no_monitor_is_made_when_skipped(tmp_path, home):
-    made = build_demo(f"sqlite:///{tmp_path / 'demo.db'}", patients=12, monitor=False)
-    assert made.monitor is None and not made.monitor_trained and not monitor_dir().exists()
+    made = build_demo(f"sqlite:///{tmp_path / 'demo.db'}", patients=12, monitor=False, model=False)
+    assert made.model is None and made.monitor is None and not made.monitor_trained and not monitor_dir().exists()
     engine = open_store(made.url)
     wearables = REGISTRY_TABLES["wearables"]
     with engine.connect() as c:
@@ -64,7 +66,23 @@ def test_the_demo_monitor_is_trained_once_and_loads(tmp_path, home):
     _, policy, _, metrics = load_monitor(monitor_dir())
     assert policy.threshold_ is not None and 0 <= metrics["auroc"] <= 1
     assert not ensure_demo_monitor(monitor_dir(), patients=100, epochs=1)  # kept: made by this version
-    shown = CliRunner().invoke(main, ["demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--patients", "12"])
+    shown = CliRunner().invoke(main, ["demo", "--database", f"sqlite:///{tmp_path / 'demo.db'}", "--patients", "12",
+                                      "--no-model"])
     assert shown.exit_code == 0, shown.output
     assert f"Flare-risk monitor: {monitor_dir()} (kept)" in shown.output
     assert not current_monitor(tmp_path)  # a folder without a bundle
+
+
+def test_the_demo_model_is_trained_on_the_demo_patients_once_and_made_active(tmp_path, home):
+    made = build_demo(f"sqlite:///{tmp_path / 'demo.db'}", patients=300, monitor=False, model=False)
+    engine = open_store(made.url)
+    lines: list[str] = []
+    version, trained = ensure_demo_model(engine, members=2, epochs=2, progress=lines.append)
+    assert trained and version.status == "active" and active_model(engine).id == version.id
+    assert version.path.parent == home / "models" / "response" and (version.path / "MODEL_CARD.md").is_file()
+    assert lines[0].startswith("Training the demo response and survival models on the 300 demo patients")
+    assert any("training the response model" in line for line in lines)
+    assert current_model(engine) == version
+    again, trained_again = ensure_demo_model(engine, members=2, epochs=2)
+    assert not trained_again and again.id == version.id and model_versions(engine).height == 1
+    engine.dispose()

@@ -1,14 +1,18 @@
-"""A demo database for ``make run``: simulated patients, one login per role with passwords made now, and a
-flare-risk monitor for the Monitoring page.
+"""A demo database for ``make run``: simulated patients, one login per role with passwords made now, a response
+model trained on the demo's patients for the comparison page, and a flare-risk monitor for the Monitoring page.
 
 Passwords are generated afresh on every call (``secrets``), printed once by
 the command line and stored only as argon2 hashes: none is ever committed.
-The monitor is trained once, on a simulated registry of its own (not the
-demo's patients), and kept where the app looks for it
-(:func:`rxpredict.store.alerts.monitor_dir`) until rxpredict's version changes.
+The response model (:func:`ensure_demo_model`) is trained on the registry
+stored in the demo database and promoted to the active model; the monitor is
+trained on a simulated registry of its own (not the demo's patients) and kept
+where the app looks for it (:func:`rxpredict.store.alerts.monitor_dir`). Both
+are trained once and kept until rxpredict's version changes.
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import secrets
 import tempfile
@@ -16,24 +20,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from rxpredict import __version__
+from rxpredict.bundle import load_models
 from rxpredict.exceptions import BundleError
 from rxpredict.monitoring.persist import save_monitor
 from rxpredict.monitoring.pipeline import fit_monitor
 from rxpredict.registry import Registry
+from rxpredict.retrain import train_bundle
 from rxpredict.simulate import Scenario, simulate
 from rxpredict.store import auth
-from rxpredict.store.alerts import load_active_monitor, monitor_dir
+from rxpredict.store.alerts import load_active_monitor, monitor_dir, stored_registry
 from rxpredict.store.engine import database_url
 from rxpredict.store.migrate import open_store
+from rxpredict.store.models import ModelVersion, active_model, models_root, promote_model, register_model
 from rxpredict.store.tables import REGISTRY_TABLES, ROLES
 from rxpredict.store.transfer import import_registry
 
-DEMO_PATIENTS = 120
-#: Share of the demo's patients with wearable data (the simulator's default is 8 %), so that some are monitored.
-DEMO_WEARABLES_FRACTION = 0.75
+#: Enough patients for the demo's response and survival models to learn something (a minute's training).
+DEMO_PATIENTS = 1_000
+#: Share of the demo's patients with wearable data (the simulator's default is 8 %): about a hundred are monitored.
+DEMO_WEARABLES_FRACTION = 0.1
 SETUP_USER = "demo-setup"
 #: The demo monitor's training registry and budget: small enough to train in well under a minute on two cores
 #: (one network, every third day, a faster learning rate than the default ensemble; held-out AUROC about 0.72).
@@ -47,14 +55,17 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Demo:
-    """Where the demo database is, how many patients it holds, a (name, password) per role, and the monitor:
-    where it is (None when skipped) and whether it was trained by this call (else kept)."""
+    """Where the demo database is, how many patients it holds, a (name, password) per role, the monitor (where
+    it is, None when skipped) and the active response model (None when skipped), each with whether this call
+    trained it (else it was kept)."""
 
     url: str
     patients: int
     logins: dict[str, tuple[str, str]]
     monitor: Path | None = None
     monitor_trained: bool = False
+    model: ModelVersion | None = None
+    model_trained: bool = False
 
 
 def current_monitor(directory: Path) -> bool:
@@ -94,10 +105,55 @@ def ensure_demo_monitor(directory: Path, *, patients: int = MONITOR_PATIENTS, ep
     return True
 
 
+def current_model(engine: Engine) -> ModelVersion | None:
+    """The active response model when it loads and was written by this version of rxpredict; else None."""
+    version = active_model(engine)
+    if version is None:
+        return None
+    try:
+        load_models(version.path)  # verifies the checksums, the format and that the arrays fit the model
+    except (BundleError, OSError):
+        return None
+    config = json.loads((version.path / "config.json").read_text())
+    return version if config.get("versions", {}).get("rxpredict") == __version__ else None
+
+
+def ensure_demo_model(engine: Engine, *, seed: int = 0, members: int | None = None, epochs: int | None = None,
+                      progress: Progress | None = None) -> tuple[ModelVersion, bool]:
+    """The active response model, trained on the registry stored in ``engine`` and promoted unless a current one
+    is active; (the version, whether it was trained now). ``members``/``epochs``: the model's defaults when None."""
+    kept = current_model(engine)
+    if kept is not None:
+        return kept, False
+    say = progress or (lambda line: None)
+    registry = stored_registry(engine)
+    out = models_root() / f"demo-{__version__}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
+    say(f"Training the demo response and survival models on the {registry['patients'].height:,} demo patients "
+        f"(once; kept in {out})")
+    metrics = train_bundle(registry, out, seed=seed, members=members, epochs=epochs,
+                           report=(lambda stage, done: None) if progress is None else _stages(say))
+    version = register_model(engine, out, user=SETUP_USER, note="demo model")
+    say(f"Response model trained: held-out AUROC {metrics['auroc']:.2f}")
+    return promote_model(engine, version.id, user=SETUP_USER), True
+
+
+def _stages(say: Progress) -> Callable[[str, float], None]:
+    """A train_bundle report that says each new stage once (not every epoch)."""
+    seen: set[str] = set()
+
+    def report(stage: str, done: float) -> None:
+        head = stage.split(":")[0]
+        if head not in seen:
+            seen.add(head)
+            say(f"  {head} ({100 * done:.0f} %)")
+    return report
+
+
 def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: int = 0, monitor: bool = True,
-               progress: Progress | None = None) -> Demo:
-    """Fill an empty database from the simulator (a database already holding patients is kept), reset demo logins
-    and, with ``monitor``, make sure a current demo monitor is in place (see :func:`ensure_demo_monitor`)."""
+               model: bool = True, progress: Progress | None = None) -> Demo:
+    """Fill an empty database from the simulator (a database already holding patients is kept), reset demo logins,
+    with ``model`` make sure a current response model is active (:func:`ensure_demo_model`) and with ``monitor``
+    that a current demo monitor is in place (:func:`ensure_demo_monitor`)."""
     url = database_url(url)
     engine = open_store(url)
     with engine.connect() as c:
@@ -112,8 +168,10 @@ def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: i
         name, password = f"demo_{role}", secrets.token_urlsafe(12)
         auth.ensure_user(engine, name, role, password, by=SETUP_USER)
         logins[role] = (name, password)
+    version, model_trained = ensure_demo_model(engine, seed=seed, progress=progress) if model else (None, False)
     engine.dispose()
+    made = Demo(url=url, patients=stored, logins=logins, model=version, model_trained=model_trained)
     if not monitor:
-        return Demo(url=url, patients=stored, logins=logins)
+        return made
     trained = ensure_demo_monitor(monitor_dir(), seed=seed + 1, progress=progress)
-    return Demo(url=url, patients=stored, logins=logins, monitor=monitor_dir(), monitor_trained=trained)
+    return dataclasses.replace(made, monitor=monitor_dir(), monitor_trained=trained)
