@@ -49,7 +49,7 @@ def test_the_page_shows_what_rxpredict_compare_computes(app_db, active, bundle_d
     registry = Registry.from_tables(records.patient_tables(app_db, "EX001"))
     expected = options_table(compare_patient(model, survival, registry, "EX001", AT),
                              survival.retention.horizon_days)
-    shown = page.dataframe[0].value
+    shown = page.table[0].value
     assert list(shown.columns) == expected.columns
     assert shown.values.tolist() == [list(r) for r in expected.rows()]
     assert page.title[0].value == "Therapy comparison"

@@ -58,7 +58,7 @@ st.subheader("Options, best first")
 st.caption("Probabilities of a EULAR good or moderate response, a good response and DAS28 remission at 24 weeks, "
            "with 90 % intervals; rapid radiographic progression by the first follow-up radiograph; stopping within "
            "a year for inefficacy or an adverse event.")
-st.dataframe(options_table(comparison, horizon), hide_index=True, width="stretch")
+st.table(options_table(comparison, horizon), hide_index=True)
 
 if comparison.flags.height:
     st.subheader("Safety flags")
