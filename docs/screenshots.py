@@ -1,16 +1,19 @@
-"""Take the screenshots of docs/user-guide-clinic.md in a real headless Chromium.
+"""Take the screenshots of docs/user-guide-clinic.md and docs/user-guide-rheumatologist.md in headless Chromium.
 
-Starts the clinic app on a demo database in a temporary folder, signs in as
-the demo clinic-staff user, registers a patient, fills a visit and opens the
-timeline, saving a PNG at each step into ``docs/img/``. Then, on the
-Monitoring page, it scores each of the last days with wearable data in turn,
-as a clinic scoring every day would, and shows the open alerts and the
-wearable streams of the patient with the highest-risk alert. Needs Debian's
+Starts the clinic app on the demo database (``make run``'s, in a temporary
+folder), signs in as the demo clinic-staff user, registers a patient, fills a
+visit and opens the timeline, saving a PNG at each step into ``docs/img/``.
+Then, on the Monitoring page, it scores each of the last days with wearable
+data in turn, as a clinic scoring every day would, and shows the open alerts
+and the wearable streams of the patient with the highest-risk alert. Last, it
+signs in as the rheumatologist and opens a patient's therapy comparison. The
+page flows are those of the end-to-end test (tests/browser.py). Needs Debian's
 chromium (``apt-get install chromium``) and the ``playwright`` Python package
 (no browser download: it drives /usr/bin/chromium).
 
-The demo's flare-risk monitor is trained in the temporary folder (a minute or
-two); ``--monitor DIR`` keeps it in DIR instead and reuses it on later runs.
+The demo's response model (half a minute) and flare-risk monitor (a minute or
+two) are trained in the temporary folder; ``--monitor DIR`` keeps the monitor
+in DIR instead and reuses it on later runs.
 
     .venv/bin/python docs/screenshots.py [--chromium /usr/bin/chromium] [--monitor DIR]
 """
@@ -19,109 +22,33 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import Locator, Page, sync_playwright
+import polars as pl
+from playwright.sync_api import Page
 
-from rxpredict.store.alerts import MONITOR_MODEL_ENV
-from rxpredict.store.demo import build_demo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from rxpredict.store.alerts import MONITOR_MODEL_ENV  # noqa: E402
+from rxpredict.store.demo import build_demo  # noqa: E402
+from rxpredict.store.migrate import open_store  # noqa: E402
+from tests.browser import (CHROMIUM, choose, enter_visit, fill_date, fill_number, open_comparison,  # noqa: E402
+                           region_shot, served, settle, sign_in, sign_out)
+from tests.browser import shot as shot_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
 #: Days the Monitoring page scores, one after the other, ending on the latest day with wearable data.
 SCORED_DAYS = 28
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(home: Path, port: int) -> subprocess.Popen:
-    """The app as ``make run`` starts it, on loopback, waiting until its health check answers."""
-    env = {**os.environ, "RXPREDICT_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--client.toolbarMode", "viewer"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    for _ in range(120):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not start within a minute")
-
-
-def settle(page: Page) -> None:
-    """Wait until Streamlit has finished the run a change started."""
-    page.wait_for_timeout(400)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=30_000)
-    page.wait_for_timeout(300)
-
-
-def full_height(page: Page) -> None:
-    """Make the window as tall as Streamlit's scrolling main area (measured in a window of the usual height, so
-    that a taller one left by an earlier page adds no empty space), so that all of it is on screen."""
-    page.set_viewport_size({"width": 1280, "height": 900})
-    settle(page)
-    height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": max(900, height)})
-    settle(page)
 
 
 def shot(page: Page, name: str) -> None:
-    """The whole page, the window made as tall as it first."""
-    full_height(page)
-    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
-    print(f"docs/img/{name}.png")
+    print(shot_in(page, OUT, name).relative_to(ROOT))
 
 
-def fill_number(page: Page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    settle(page)
-
-
-def fill_date(page: Page, label: str, digits: str) -> None:
-    """Type a date into Streamlit's segmented date field (year, month, day)."""
-    page.get_by_label(label, exact=True).locator('[role="spinbutton"]').first.click()
-    page.keyboard.type(digits)
-    page.keyboard.press("Tab")
-    settle(page)
-
-
-def choose(page: Page, label: str, option: str) -> None:
-    page.get_by_label(label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    settle(page)
-
-
-def region_shot(page: Page, name: str, first: Locator, last: Locator) -> None:
-    """The main column from the top of ``first`` to the bottom of ``last``."""
-    full_height(page)
-    top, bottom = first.bounding_box(), last.bounding_box()
-    main = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
-    if top is None or bottom is None or main is None:
-        raise RuntimeError(f"{name}: the region to take is not on the page")
-    page.screenshot(path=str(OUT / f"{name}.png"), full_page=True,
-                    clip={"x": main["x"], "y": top["y"] - 8, "width": main["width"],
-                          "height": bottom["y"] + bottom["height"] - top["y"] + 16})
-    print(f"docs/img/{name}.png")
+def region(page: Page, name: str, first, last) -> None:
+    print(region_shot(page, OUT, name, first, last).relative_to(ROOT))
 
 
 def score_days(page: Page, days: list[dt.date]) -> None:
@@ -153,70 +80,81 @@ def monitoring(page: Page, home: Path) -> None:
     streams.wait_for(timeout=30_000)
     settle(page)
     alerts = page.get_by_role("heading", name="Flare-risk alerts")
-    region_shot(page, "clinic-09-timeline-streams", streams, alerts.locator("xpath=following::*[@data-testid="
+    region(page, "clinic-09-timeline-streams", streams, alerts.locator("xpath=following::*[@data-testid="
                                                                           "'stDataFrame'][1]"))
 
 
 def run(chromium: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rxpredict-shots-") as tmp:
-        home, port = Path(tmp), free_port()
+        home = Path(tmp)
         os.environ["RXPREDICT_HOME"] = str(home)
-        demo = build_demo(patients=40, model=False, progress=print)
-        name, password = demo.logins["clinic_staff"]
-        app = start_app(home, port)
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(f"http://127.0.0.1:{port}")
-                page.get_by_label("User name").fill(name)
-                page.get_by_label("Password", exact=True).fill(password)
-                shot(page, "clinic-01-sign-in")
-                page.get_by_role("button", name="Sign in").click()
-                page.get_by_role("heading", name="Patients").wait_for()
-                shot(page, "clinic-02-patients")
+        demo = build_demo(progress=print)
+        with served(home, chromium) as (page, url):
+            clinic_staff(page, url, demo.logins["clinic_staff"], home)
+            monitoring(page, home)
+            sign_out(page)
+            rheumatologist(page, url, demo.logins["rheumatologist"])
 
-                page.get_by_label("Patient ID", exact=True).fill("NEW-0001")
-                choose(page, "Sex", "F")
-                fill_number(page, "Year of birth [year]", "1968")
-                fill_date(page, "Diagnosis date", "20240311")
-                choose(page, "ACPA positive", "yes")
-                page.get_by_role("button", name="Register").click()
-                page.get_by_text("Registered patient NEW-0001.").wait_for()
-                shot(page, "clinic-03-registered")
 
-                page.get_by_role("link", name="Visit entry").click()
-                page.get_by_role("heading", name="Visit entry").wait_for()
-                choose(page, "Patient", "NEW-0001")
-                fill_date(page, "Visit date", "20261120")
-                for key in ["tender_right_wrist", "tender_left_wrist", "tender_right_mcp2", "tender_left_pip3",
-                            "tender_right_knee", "swollen_right_wrist", "swollen_left_wrist"]:
-                    page.locator(f'[class*="st-key-visit-{key}"] label').click()
-                    settle(page)
-                fill_number(page, "ESR [mm/h]", "34")
-                fill_number(page, "CRP [mg/L]", "12.5")
-                fill_number(page, "Patient global assessment [mm (0-100 VAS)]", "55")
-                fill_number(page, "Physician global assessment [mm (0-100 VAS)]", "40")
-                fill_number(page, "Pain [mm (0-100 VAS)]", "230")
-                shot(page, "clinic-04-visit-invalid-value")
-                fill_number(page, "Pain [mm (0-100 VAS)]", "50")
-                shot(page, "clinic-05-visit-scores")
-                page.get_by_role("button", name="Save visit").click()
-                page.get_by_text("Saved the visit of NEW-0001").wait_for()
-                shot(page, "clinic-06-visit-saved")
+def clinic_staff(page: Page, url: str, login: tuple[str, str], home: Path) -> None:
+    """Sign in, register a patient, enter a visit (with a value out of range first), open a timeline."""
+    page.goto(url)
+    page.get_by_label("User name").fill(login[0])
+    page.get_by_label("Password", exact=True).fill(login[1])
+    shot(page, "clinic-01-sign-in")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Patients").wait_for()
+    shot(page, "clinic-02-patients")
 
-                page.get_by_role("link", name="Patient timeline").click()
-                page.get_by_role("heading", name="Patient timeline").wait_for()
-                choose(page, "Patient", demo_patient(home))
-                page.wait_for_selector("canvas, svg.marks", timeout=30_000)
-                shot(page, "clinic-07-timeline")
+    page.get_by_label("Patient ID", exact=True).fill("NEW-0001")
+    choose(page, "Sex", "F")
+    fill_number(page, "Year of birth [year]", "1968")
+    fill_date(page, "Diagnosis date", "20240311")
+    choose(page, "ACPA positive", "yes")
+    page.get_by_role("button", name="Register").click()
+    page.get_by_text("Registered patient NEW-0001.").wait_for()
+    shot(page, "clinic-03-registered")
 
-                monitoring(page, home)
-                browser.close()
-        finally:
-            app.terminate()
-            app.wait(timeout=30)
+    enter_visit(page, "NEW-0001", "20261120")
+    fill_number(page, "Pain [mm (0-100 VAS)]", "230")
+    shot(page, "clinic-04-visit-invalid-value")
+    fill_number(page, "Pain [mm (0-100 VAS)]", "50")
+    shot(page, "clinic-05-visit-scores")
+    page.get_by_role("button", name="Save visit").click()
+    page.get_by_text("Saved the visit of NEW-0001").wait_for()
+    shot(page, "clinic-06-visit-saved")
+
+    page.get_by_role("link", name="Patient timeline").click()
+    page.get_by_role("heading", name="Patient timeline").wait_for()
+    choose(page, "Patient", demo_patient(home))
+    page.wait_for_selector("canvas, svg.marks", timeout=30_000)
+    shot(page, "clinic-07-timeline")
+
+
+def rheumatologist(page: Page, url: str, login: tuple[str, str]) -> None:
+    """The therapy comparison of a demo patient on a day with a recent visit: the table and flags, then the
+    reasons for the best option and why it beats the second."""
+    patient, day = compared_patient()
+    sign_in(page, url, *login, first_heading="Patients")
+    open_comparison(page, patient, f"{day:%Y%m%d}")
+    retention = page.get_by_role("heading", name="Drug retention")
+    region(page, "rheumatologist-01-options", page.get_by_role("heading", name="Therapy comparison"), retention)
+    region(page, "rheumatologist-02-retention", retention, page.locator('[data-testid="stVegaLiteChart"]').first)
+    region(page, "rheumatologist-03-why", page.get_by_role("heading", name="Why", exact=True),
+           page.get_by_role("button", name="Download the report (HTML, prints on one page)"))
+
+
+def compared_patient() -> tuple[str, dt.date]:
+    """A demo patient with imaging and genetics, and the day after their latest visit."""
+    from rxpredict.store.alerts import stored_registry
+
+    registry = stored_registry(open_store())
+    seen = set(registry["imaging"]["patient_id"]) & set(registry["genetics"]["patient_id"])
+    latest = (registry["visits"].filter(pl.col("patient_id").is_in(list(seen)))
+              .group_by("patient_id").agg(last=pl.col("visit_date").max()).sort("last", "patient_id"))
+    row = latest.row(-1, named=True)
+    return row["patient_id"], row["last"] + dt.timedelta(days=1)
 
 
 def demo_patient(home: Path) -> str:
@@ -240,7 +178,7 @@ def latest_wearable_day(home: Path) -> dt.date:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--monitor", type=Path, help="keep the demo flare-risk monitor here (trained once) "
                         "instead of training one in the temporary folder on every run")
     args = parser.parse_args()

@@ -35,7 +35,7 @@ def _with_interval(row: dict, name: str) -> str:
 
 def _retention(days: float | None, horizon: int | None) -> str:
     if days is None:
-        return "–" if horizon is None else f"> {horizon / 365.25:.0f} years"
+        return "–" if horizon is None else f"over {horizon / 365.25:.0f} years"
     return f"{days / 365.25:.1f} years"
 
 

@@ -65,6 +65,9 @@ def _waterfall_png(titled: shap.Explanation, max_display: int) -> bytes:
         if len(titled.values) != 1:
             raise ValueError("a waterfall explains one patient; pass explanation[i]")
         titled = titled[0]
+    data = np.asarray(titled.data, dtype=float)  # a missing value reads "not recorded", not "nan"
+    titled = shap.Explanation(values=titled.values, base_values=titled.base_values, feature_names=titled.feature_names,
+                              data=np.array([v if not np.isnan(v) else "not recorded" for v in data], dtype=object))
     figure = plt.figure()
     try:
         shap.plots.waterfall(titled, max_display=max_display, show=False)

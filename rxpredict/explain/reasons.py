@@ -102,7 +102,8 @@ def describe(column: str, value: float) -> str:
         return f"{title} not recorded"
     if column in BINARY or column.startswith(("clinical_prior_", "mask_")):
         return f"{title}: {'yes' if value >= 0.5 else 'no'}"
-    return f"{title} {value:.3g}{f' {unit}' if unit else ''}"
+    number = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return f"{title} {number}{f' {unit}' if unit else ''}"
 
 
 def _sentence(what: str, effect: float, output: str, therapy: str, versus: str | None) -> str:
@@ -111,12 +112,13 @@ def _sentence(what: str, effect: float, output: str, therapy: str, versus: str |
         return f"{what} changes the expected DAS28 change under {target} by {effect:+.2f}"
     points = abs(effect) * 100
     size = f"{points:.0f}" if points >= 1 else f"{points:.1f}"
+    size += " point" if size == "1" else " points"
     outcome, preposition = OUTCOMES[output]
     if versus is None:
         verb = "raises" if effect > 0 else "lowers"
-        return f"{what} {verb} {outcome} {preposition} {option_title(therapy)} by {size} points"
+        return f"{what} {verb} {outcome} {preposition} {option_title(therapy)} by {size}"
     better, worse = (therapy, versus) if (effect > 0) != (output in HARMFUL) else (versus, therapy)
-    return f"{what} favours {option_title(better)} over {option_title(worse)} by {size} points ({outcome})"
+    return f"{what} favours {option_title(better)} over {option_title(worse)} by {size} ({outcome})"
 
 
 def top_reasons(explanation: shap.Explanation, model: FeatureLayout, *, therapy: str, versus: str | None = None,
