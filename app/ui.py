@@ -24,6 +24,7 @@ PAGES = {
     "timeline": ("views/timeline.py", "Patient timeline", ":material/timeline:"),
     "compare": ("views/compare.py", "Therapy comparison", ":material/compare_arrows:"),
     "monitoring": ("views/monitoring.py", "Monitoring", ":material/monitor_heart:"),
+    "models": ("views/models.py", "Models", ":material/model_training:"),
     "admin": ("views/admin.py", "Administration", ":material/admin_panel_settings:"),
 }
 EARLIEST_DATE = dt.date(1900, 1, 1)

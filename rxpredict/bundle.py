@@ -11,6 +11,7 @@ holds:
 | ``survival.json``, ``survival.npz`` | the progression and retention models as settings and arrays (rxpredict/survival/persist.py; ``allow_pickle=False``); absent from bundles written without them |
 | ``metrics.json`` | the evaluation figures given at saving |
 | ``MODEL_CARD.md`` | intended use, data, metrics by subgroup, limitations |
+| ``calibration.png``, ``retention.png``, ``progression.png`` | evaluation plots on the held-out patients (rxpredict/evaluation_plots.py), where the trainer drew them |
 | ``manifest.json`` | SHA-256 of every other file |
 
 :func:`load_bundle` checks the manifest, the format and the data-contract
@@ -178,13 +179,14 @@ def _model_card(config: dict[str, Any], metrics_: dict[str, Any], subgroups: pl.
 def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataFrame | None = None,
                 markers: list[str] | None = None, metrics: dict[str, Any] | None = None,
                 evaluation: pl.DataFrame | None = None, survival: SurvivalModels | None = None,
-                overwrite: bool = False) -> Path:
+                plots: Mapping[str, bytes] | None = None, overwrite: bool = False) -> Path:
     """Write a fitted model to ``directory`` (all or nothing).
 
     ``cohort`` (the training cohort) is fingerprinted and summarised in the
     card; ``markers`` (the cohort's genetic markers) let scoring build the same
     columns; ``evaluation`` (held-out episodes) gives the card its subgroup table;
-    ``survival`` (fitted progression and retention models) is written beside the response model.
+    ``survival`` (fitted progression and retention models) is written beside the response model; ``plots``
+    (file name -> PNG bytes) are written with the rest, so the manifest covers them.
     The explanation backgrounds are ``model.background_`` (and the progression model's), else drawn from
     ``cohort`` (seed 0).
     """
@@ -225,6 +227,7 @@ def save_bundle(model: ResponseModel, directory: str | Path, *, cohort: pl.DataF
             indent=2) + "\n"),
         "MODEL_CARD.md": lambda path: path.write_text(_model_card(config, metrics or {}, subgroups, survival)),
     }
+    files |= {name: lambda path, png=png: path.write_bytes(png) for name, png in (plots or {}).items()}
     if survival_state is not None:
         files["survival.json"] = lambda path: path.write_text(json.dumps(survival_state[0], indent=1) + "\n")
         files["survival.npz"] = lambda path: np.savez(path, **survival_state[1])

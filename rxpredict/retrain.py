@@ -4,7 +4,10 @@ training worker (:mod:`rxpredict.store.worker`) run.
 :func:`train_bundle` holds out a share of the patients, fits the response
 model on the rest and evaluates it on the held-out ones, fits and evaluates
 the survival models (drug retention, radiographic progression) where the
-registry is large enough, and writes one bundle with its model card.
+registry is large enough, draws the evaluation plots on the held-out
+patients (:mod:`rxpredict.evaluation_plots`: calibration, and observed against
+predicted retention and progression) and writes one bundle with its model card
+and plots.
 
 ``report(stage, fraction)`` hears one line per stage ("training the response
 model: member 3 of 10", again after every epoch) with the share of the whole
@@ -25,6 +28,7 @@ import polars as pl
 from rxpredict.bundle import save_bundle
 from rxpredict.cohort import build_cohort
 from rxpredict.evaluation import evaluate_response
+from rxpredict.evaluation_plots import draw_plots
 from rxpredict.exceptions import BundleError
 from rxpredict.models.response import ResponseModel
 from rxpredict.models.training import EpochCallback, epoch_listener
@@ -38,8 +42,8 @@ Report = Callable[[str, float], None]
 WARNING = "warning: "
 #: Steps of a run and the share of its time each takes, adding up to 1 (default model on 2,000 and 5,000
 #: simulated patients, 2 cores; the response model's share grows when other processes compete for the cores).
-STEPS = {"cohort": 0.05, "response": 0.85, "evaluate response": 0.005, "retention": 0.07, "progression": 0.005,
-         "evaluate survival": 0.01, "write": 0.01}
+STEPS = {"cohort": 0.05, "response": 0.82, "evaluate response": 0.005, "retention": 0.07, "progression": 0.005,
+         "evaluate survival": 0.01, "plots": 0.03, "write": 0.01}
 
 
 class _Progress:
@@ -129,6 +133,7 @@ def train_bundle(registry: Registry, out: str | Path, *, seed: int = 0, members:
 
     Returns the evaluation figures on the held-out patients (also in the bundle's ``metrics.json``): the
     response model's, and ``retention`` and ``progression`` groups where the survival models were fitted.
+    The bundle also holds the plots of :data:`rxpredict.evaluation_plots.PLOTS` that could be drawn.
     """
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is a share of the patients, between 0 and 1, not {holdout}")
@@ -148,8 +153,10 @@ def train_bundle(registry: Registry, out: str | Path, *, seed: int = 0, members:
     survival = _fit_survival(fit_on, progress)
     if survival is not None:
         figures |= _survival_figures(test, survival, progress)
+    progress("plots", "drawing the evaluation plots on the held-out patients")
+    plots = draw_plots(model, test, survival)
     progress("write", "writing the bundle")
     save_bundle(model, out, cohort=fit_on, markers=cohort.markers, metrics=figures, evaluation=test,
-                survival=survival, overwrite=overwrite)
+                survival=survival, plots=plots, overwrite=overwrite)
     progress.finished()
     return figures

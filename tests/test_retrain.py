@@ -1,15 +1,20 @@
-"""Training a bundle with progress (rxpredict.retrain), the epoch listener, and ``rxpredict train`` over them."""
+"""Training a bundle with progress and evaluation plots (rxpredict.retrain), the epoch listener, and ``rxpredict train``
+over them."""
 from __future__ import annotations
 
+import io
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from matplotlib.image import imread
 
 from rxpredict.bundle import load_models, load_survival
 from rxpredict.cli import main
+from rxpredict.evaluation_plots import PLOTS, bundle_plots
 from rxpredict.exceptions import BundleError
 from rxpredict.models.training import epoch_listener, train_early_stopping
 from rxpredict.registry import read_registry
@@ -48,12 +53,28 @@ def test_progress_rises_to_one_through_every_stage_and_the_bundle_loads(trained)
                       "evaluating the response model on the held-out patients",
                       "fitting the drug-retention model (stops for inefficacy and adverse events)",
                       "fitting the radiographic-progression model",
-                      "evaluating the survival models on the held-out patients", "writing the bundle", "done"]
+                      "evaluating the survival models on the held-out patients",
+                      "drawing the evaluation plots on the held-out patients", "writing the bundle", "done"]
     assert sum(stage.startswith("training the response model") for stage, _ in reports) <= 2 * FAST["epochs"]
     model, survival = load_models(out)
     assert model.n_members == 2 and model.epochs == 3 and model.seed == 1 and survival is not None
     assert json.loads((out / "metrics.json").read_text())["metrics"] == json.loads(json.dumps(figures))
     assert {"auroc", "labelled_episodes", "retention", "progression"} <= set(figures)
+
+
+def test_the_bundle_holds_its_evaluation_plots_as_pngs_its_manifest_covers(trained, tmp_path):
+    out, _, _ = trained
+    plots = bundle_plots(out)
+    assert list(plots) == list(PLOTS)  # calibration, retention and progression: 400 patients fit every model
+    for name, png in plots.items():
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and imread(io.BytesIO(png)).shape[2] == 4, name
+        assert json.loads((out / "manifest.json").read_text())["files"][name]
+    changed = shutil.copytree(out, tmp_path / "changed")
+    (changed / "retention.png").write_bytes(plots["calibration.png"])
+    with pytest.raises(BundleError, match="retention.png was changed after the bundle was written"):
+        bundle_plots(changed)
+    with pytest.raises(BundleError, match="retention.png was changed after the bundle was written"):
+        load_models(changed)
 
 
 def test_a_registry_too_small_for_the_survival_models_gives_a_bundle_without_them_and_a_warning(registries,
@@ -64,6 +85,7 @@ def test_a_registry_too_small_for_the_survival_models_gives_a_bundle_without_the
     warnings = [stage for stage, _ in reports if stage.startswith(WARNING)]
     assert len(warnings) == 1 and "the bundle will hold no survival models: only" in warnings[0]
     assert reports[-1] == ("done", 1.0) and "retention" not in figures
+    assert list(bundle_plots(tmp_path / "model")) == ["calibration.png"]
     with pytest.raises(BundleError, match="holds no survival models"):
         load_survival(tmp_path / "model")
 

@@ -54,13 +54,15 @@ USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 #: App page -> roles that may open it. Data scientists see the (read-only) timeline but
 #: neither register patients, enter visits nor decide on flare-risk alerts; only rheumatologists (and admins)
-#: compare therapies for a patient; only admins manage accounts and read the audit log.
+#: compare therapies for a patient; data scientists (and admins) train, evaluate and promote models; only admins
+#: manage accounts and read the audit log.
 PAGE_ROLES: dict[str, tuple[str, ...]] = {
     "patients": ("clinic_staff", "rheumatologist", "admin"),
     "visit_entry": ("clinic_staff", "rheumatologist", "admin"),
     "timeline": ("clinic_staff", "rheumatologist", "data_scientist", "admin"),
     "compare": ("rheumatologist", "admin"),
     "monitoring": ("clinic_staff", "rheumatologist", "admin"),
+    "models": ("data_scientist", "admin"),
     "admin": ("admin",),
 }
 
