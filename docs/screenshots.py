@@ -1,4 +1,4 @@
-"""Take the screenshots of docs/user-guide-clinic.md and docs/user-guide-rheumatologist.md in headless Chromium.
+"""Take the screenshots of the user guides (clinic, rheumatologist, data scientist) in headless Chromium.
 
 Starts the clinic app on the demo database (``make run``'s, in a temporary
 folder), signs in as the demo clinic-staff user, registers a patient, fills a
@@ -6,7 +6,8 @@ visit and opens the timeline, saving a PNG at each step into ``docs/img/``.
 Then, on the Monitoring page, it scores each of the last days with wearable
 data in turn, as a clinic scoring every day would, and shows the open alerts
 and the wearable streams of the patient with the highest-risk alert. Last, it
-signs in as the rheumatologist and opens a patient's therapy comparison. The
+signs in as the rheumatologist and opens a patient's therapy comparison, then
+as the data scientist to show the Models page's versions. The
 page flows are those of the end-to-end test (tests/browser.py). Needs Debian's
 chromium (``apt-get install chromium``) and the ``playwright`` Python package
 (no browser download: it drives /usr/bin/chromium).
@@ -95,6 +96,8 @@ def run(chromium: str) -> None:
             monitoring(page, home)
             sign_out(page)
             rheumatologist(page, url, demo.logins["rheumatologist"])
+            sign_out(page)
+            data_scientist(page, url, demo.logins["data_scientist"])
 
 
 def clinic_staff(page: Page, url: str, login: tuple[str, str], home: Path) -> None:
@@ -143,6 +146,16 @@ def rheumatologist(page: Page, url: str, login: tuple[str, str]) -> None:
     region(page, "rheumatologist-02-retention", retention, page.locator('[data-testid="stVegaLiteChart"]').first)
     region(page, "rheumatologist-03-why", page.get_by_role("heading", name="Why", exact=True),
            page.get_by_role("button", name="Download the report (HTML, prints on one page)"))
+
+
+def data_scientist(page: Page, url: str, login: tuple[str, str]) -> None:
+    """The Models page's versions: the demo model, its figures and evaluation plots."""
+    sign_in(page, url, *login, first_heading="Patient timeline")
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("heading", name="Models").wait_for()
+    page.get_by_role("tab", name="Versions").click()
+    settle(page)
+    shot(page, "data-scientist-01-versions")
 
 
 def compared_patient() -> tuple[str, dt.date]:
