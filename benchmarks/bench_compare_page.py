@@ -58,7 +58,7 @@ def main() -> None:
                {"figure": f"comparison page complete after choosing a patient (median of {len(counted)}, "
                           "demo model, in headless chromium)", "value": median, "unit": "s", "target": "< 2 s",
                 "met": median < 2},
-               {"figure": "slowest of those", "value": max(counted), "unit": "s", "target": None, "met": None},
+               {"figure": "slowest of those", "value": max(counted), "unit": "s", "target": "(for information)", "met": None},
            ], store=not args.no_record)
 
 
