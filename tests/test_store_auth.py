@@ -186,9 +186,9 @@ def test_page_roles_are_checked_server_side(role):
     user = auth.SignedIn(1, "u", role)
     expected = {
         "clinic_staff": {"patients", "visit_entry", "timeline", "monitoring"},
-        "rheumatologist": {"patients", "visit_entry", "timeline", "monitoring"},
-        "data_scientist": {"timeline"},
-        "admin": {"patients", "visit_entry", "timeline", "monitoring", "admin"},
+        "rheumatologist": {"patients", "visit_entry", "timeline", "compare", "monitoring"},
+        "data_scientist": {"timeline", "models"},
+        "admin": {"patients", "visit_entry", "timeline", "compare", "monitoring", "models", "admin"},
     }[role]
     for page in [*auth.PAGE_ROLES, "no_such_page"]:
         if page in expected:
