@@ -197,6 +197,18 @@ def open_comparison(page: Page, patient: str, date_digits: str) -> float:
     return elapsed
 
 
+def shoot_every_page(page: Page, out: Path, prefix: str) -> list[str]:
+    """Open every page in the signed-in user's navigation in turn and take it as ``out/<prefix>-<n>-<title>.png``;
+    the titles, in the navigation's order."""
+    links = page.locator('[data-testid="stSidebarNavLink"]')
+    titles = [t.strip().splitlines()[-1] for t in links.all_inner_texts()]  # the icon's name comes first
+    for n, title in enumerate(titles, start=1):
+        links.filter(has_text=title).first.click()
+        page.get_by_role("heading", level=1).filter(has_text=title.split(" (")[0]).first.wait_for(timeout=60_000)
+        shot(page, out, f"{prefix}-{n}-{title.lower().replace(' ', '-')}")
+    return titles
+
+
 def table_rows(page: Page) -> list[list[str]]:
     """The comparison table as shown: one list of cell texts per option, the header row first."""
     table = page.locator('[data-testid="stTable"] table').first

@@ -4,7 +4,8 @@ the numbers on the page are those `rxpredict compare` gives for the patient.
 Debian's chromium driven by Playwright (tests/browser.py). Without chromium or
 Playwright the test is skipped, unless $RXPREDICT_REQUIRE_BROWSER is set (.ci/run
 sets it, after installing chromium through apt), where it fails instead.
-Screenshots of every page go to ``test-output/browser/``.
+Screenshots of every page (the flow's, then every page as the admin sees it) go to
+``test-output/browser/``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 from rxpredict.cli import main
 from rxpredict.report import percent
+from rxpredict.store import auth
 from rxpredict.store.demo import build_demo, ensure_demo_model
 from rxpredict.store.migrate import open_store
 from rxpredict.store.records import search_patients
@@ -77,6 +79,10 @@ def test_staff_enter_a_visit_and_the_comparison_shows_what_rxpredict_compare_giv
         shown = browser.table_rows(page)
         warnings = page.locator('[data-testid="stAlert"]').all_inner_texts()
         browser.shot(page, SCREENSHOTS, "05-comparison")
+        browser.sign_out(page)
+
+        browser.sign_in(page, url, *made.logins["admin"], first_heading="Patients")
+        every_page = browser.shoot_every_page(page, SCREENSHOTS, "06-admin")
 
     assert not any("No visit in the 90 days" in w for w in warnings)  # the visit just entered is the baseline
     expected = _compare(made.url, version.path, patient, visit_day, tmp_path)
@@ -88,7 +94,8 @@ def test_staff_enter_a_visit_and_the_comparison_shows_what_rxpredict_compare_giv
         assert row[header.index("rapid progression")] == percent(want["p_rrp"])
         assert row[header.index("stop within 1 year")] == percent(want["p_stop_1y"])
     assert seconds < 30  # the timing itself is a benchmark (benchmarks/bench_compare_page.py), not a test
-    assert len(list(SCREENSHOTS.glob("*.png"))) == 5
+    assert len(every_page) == len(auth.PAGE_ROLES)  # an admin opens every page
+    assert len(list(SCREENSHOTS.glob("*.png"))) == 5 + len(every_page)
 
 
 def _compare(url: str, model: Path, patient: str, at: dt.date, tmp_path: Path) -> pl.DataFrame:
