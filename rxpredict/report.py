@@ -99,13 +99,14 @@ def _table_html(frame: pl.DataFrame) -> str:
 
 
 STYLE = """
-@page { size: A4 landscape; margin: 12mm; }
-body { font: 10pt/1.35 system-ui, sans-serif; color: #111; margin: 0 auto; max-width: 280mm; }
-h1 { font-size: 14pt; margin: 0 0 4pt; } h2 { font-size: 11pt; margin: 10pt 0 3pt; }
-table { border-collapse: collapse; width: 100%; font-size: 8.5pt; }
-th, td { border: 1px solid #bbb; padding: 2pt 4pt; text-align: left; vertical-align: top; }
-th { background: #eee; } .notice { color: #8a4b00; } .meta { color: #555; font-size: 8.5pt; }
-img { max-width: 100%; max-height: 70mm; } .cols { display: flex; gap: 12pt; } .cols > div { flex: 1; }
+@page { size: A4 landscape; margin: 10mm; }
+body { font: 8.5pt/1.3 system-ui, sans-serif; color: #111; margin: 0 auto; max-width: 277mm; }
+h1 { font-size: 13pt; margin: 0 0 3pt; } h2 { font-size: 10pt; margin: 8pt 0 2pt; }
+p { margin: 2pt 0; } ul { margin: 2pt 0 4pt; padding-left: 14pt; }
+table { border-collapse: collapse; width: 100%; font-size: 8pt; }
+th, td { border: 1px solid #bbb; padding: 1pt 3pt; text-align: left; vertical-align: top; }
+th { background: #eee; } .notice { color: #8a4b00; } .meta { color: #555; font-size: 8pt; }
+img { max-width: 100%; max-height: 62mm; } .cols { display: flex; gap: 10pt; } .cols > div { flex: 1; }
 """
 
 
@@ -125,12 +126,11 @@ def comparison_html(comparison: Comparison, *, model_name: str, focus: OptionExp
              + " · decision support: probabilities with 90 % intervals, not a verdict</p>"]
     parts += [f"<p class='notice'>{html.escape(n)}</p>" for n in notices(comparison)]
     parts.append(_table_html(options_table(comparison, retention_horizon_days)))
-    if comparison.flags.height:
-        parts.append("<h2>Safety flags (shown, never used to hide an option)</h2><ul>" + "".join(
-            f"<li><b>{html.escape(option_title(t))}</b> ({html.escape(k)}): {html.escape(m)}</li>"
-            for t, _, k, m in comparison.flags.iter_rows()) + "</ul>")
+    columns = [] if not comparison.flags.height else [
+        "<div><h2>Safety flags (shown, never used to hide an option)</h2>" + _items(flag_lines(comparison)) + "</div>"]
     if focus is not None:
-        parts.append(_focus_html(focus, waterfall_png))
+        columns += _focus_html(focus, waterfall_png)
+    parts.append(f"<div class='cols'>{''.join(columns)}</div>")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>Therapy comparison {html.escape(comparison.patient_id)}</title><style>{STYLE}</style></head>"
             f"<body>{''.join(parts)}</body></html>")
@@ -146,14 +146,23 @@ def modality_lines(focus: OptionExplanation) -> list[str]:
     return lines
 
 
-def _focus_html(focus: OptionExplanation, waterfall_png: bytes | None) -> str:
+def flag_lines(comparison: Comparison) -> list[str]:
+    """The safety flags, one line per point with every option it concerns ("check: Screen for latent
+    tuberculosis before starting (TNF inhibitor, IL-6 inhibitor, ...)"), cautions first."""
+    grouped = comparison.flags.group_by("kind", "message", maintain_order=True).agg("therapy")
+    return [f"{kind}: {message} ({', '.join(option_title(t) for t in options)})"
+            for kind, message, options in grouped.iter_rows()]
+
+
+def _focus_html(focus: OptionExplanation, waterfall_png: bytes | None) -> list[str]:
+    """Two columns: the reasons and data-source shares, and the waterfall."""
     subject = option_title(focus.therapy) + ("" if focus.versus is None else f" versus {option_title(focus.versus)}")
-    reasons = _items(focus.reasons)
-    sources = _items(modality_lines(focus))
-    image = ("" if waterfall_png is None else
-             f"<img alt='SHAP waterfall' src='data:image/png;base64,{base64.b64encode(waterfall_png).decode()}'>")
-    return (f"<h2>Why: {html.escape(subject)}</h2><div class='cols'><div><b>Main reasons</b>{reasons}"
-            f"<b>By source of data</b>{sources}</div><div>{image}</div></div>")
+    text = (f"<div><h2>Why: {html.escape(subject)}</h2><b>Main reasons</b>{_items(focus.reasons)}"
+            f"<b>By source of data</b>{_items(modality_lines(focus))}</div>")
+    if waterfall_png is None:
+        return [text]
+    image = f"<img alt='SHAP waterfall' src='data:image/png;base64,{base64.b64encode(waterfall_png).decode()}'>"
+    return [text, f"<div>{image}</div>"]
 
 
 def _items(lines: Sequence[str]) -> str:

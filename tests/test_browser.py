@@ -108,3 +108,29 @@ def _compare(url: str, model: Path, patient: str, at: dt.date, tmp_path: Path) -
                                   "--patient", patient, "--at", str(at), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return pl.read_csv(out)
+
+
+def test_the_report_prints_on_one_page(demo, tmp_path):
+    """The chart's report, printed to PDF by chromium (as a browser's Print does), is one page."""
+    import re
+    import subprocess
+
+    from rxpredict.bundle import load_models
+    from rxpredict.compare import compare_patient, explain_option
+    from rxpredict.explain.importance import plot_png
+    from rxpredict.report import comparison_html
+    from rxpredict.store.alerts import stored_registry
+
+    browser = _browser_or_skip()
+    made, version, patient, _ = demo
+    model, survival = load_models(version.path)
+    comparison = compare_patient(model, survival, stored_registry(open_store(made.url)), patient)
+    focus = explain_option(model, comparison, comparison.options["therapy"][0])
+    page = tmp_path / "report.html"
+    page.write_text(comparison_html(comparison, model_name=version.label, focus=focus,
+                                    waterfall_png=plot_png(focus.explanation, "waterfall"),
+                                    retention_horizon_days=survival.retention.horizon_days))
+    pdf = tmp_path / "report.pdf"
+    subprocess.run([browser.CHROMIUM, "--headless", *browser.CHROMIUM_FLAGS, f"--print-to-pdf={pdf}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes())) == 1
