@@ -540,12 +540,14 @@ def demo(url: str | None, patients: int | None, port: int, monitor: bool, model:
 
 
 def _register_groups() -> None:
-    """The ``db``, ``monitor`` and ``users`` command groups live in their own modules."""
+    """The ``db``, ``imaging``, ``monitor`` and ``users`` command groups live in their own modules."""
     from rxpredict.cli_db import db
+    from rxpredict.cli_imaging import imaging
     from rxpredict.cli_monitor import monitor
     from rxpredict.cli_users import users
 
     main.add_command(db)
+    main.add_command(imaging)
     main.add_command(monitor)
     main.add_command(users)
 

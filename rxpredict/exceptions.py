@@ -44,3 +44,13 @@ class RecordError(RxpredictError):
         shown = "; ".join(str(p) for p in self.problems[:5])
         more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         super().__init__(f"nothing was saved: {shown}{more}")
+
+
+class ImagingDataError(RxpredictError):
+    """A radiograph folder, score CSV, landmark file or image breaks the RA2-DREAM layout; ``problems`` lists each
+    (the first ten are in the message, the rest counted)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        super().__init__("; ".join(self.problems[:10]) + more)
