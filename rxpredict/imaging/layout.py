@@ -33,6 +33,7 @@ import polars as pl
 from PIL import Image, UnidentifiedImageError
 
 from rxpredict.exceptions import ImagingDataError
+from rxpredict.imaging.dicom import is_dicom, read_dicom
 from rxpredict.schemas import load_contract, schema_dir
 
 MAPPING_FILE = "ra2_dream_columns.json"
@@ -231,14 +232,19 @@ def imaging_rows(scores: pl.DataFrame, exam_date: date, source: str = "reader") 
 def read_image(path: str | Path) -> np.ndarray:
     """A radiograph as a grayscale float32 array in [0, 1] (rows, columns).
 
-    An empty, truncated or corrupted file, or an image that is not JPEG or
-    PNG, raises :class:`ImagingDataError` naming the file.
+    A ``.dcm`` file, or one with the DICOM prefix, is read by
+    :func:`~rxpredict.imaging.dicom.read_dicom` (its windowing and photometric
+    interpretation honoured). An empty, truncated or corrupted file, or an
+    image that is neither DICOM, JPEG nor PNG, raises :class:`ImagingDataError`
+    naming the file.
     """
     path = Path(path)
+    if is_dicom(path):
+        return read_dicom(path)
     try:
         with Image.open(path) as image:
             if image.format not in IMAGE_FORMATS:
-                raise ImagingDataError([f"{path}: a {image.format} image; expected {' or '.join(IMAGE_FORMATS)}"])
+                raise ImagingDataError([f"{path}: a {image.format} image; expected {', '.join(IMAGE_FORMATS)} or DICOM"])
             image.load()
             gray = image.convert("L")
     except FileNotFoundError as e:
