@@ -140,3 +140,18 @@ def test_file_without_pixel_data_is_named(tmp_path):
     ds.save_as(path)
     with pytest.raises(ImagingDataError, match="P1-LH.dcm: a DICOM file without pixel data"):
         read_image(path)
+
+
+def test_a_folder_may_hold_dicom_films_beside_jpeg_ones(tmp_path):
+    from rxpredict.imaging.layout import read_folder
+    from rxpredict.imaging.synth import synthesize
+
+    synthesize(1, tmp_path, seed=3)
+    jpeg = next(tmp_path.glob("*-LH.jpg"))
+    film = np.round(read_image(jpeg) * 4095).astype(np.uint16)
+    write_dicom(jpeg.with_suffix(".dcm"), film)
+    jpeg.unlink()
+    folder = read_folder(tmp_path)
+    (patient,) = folder.images
+    assert folder.images[patient]["LH"].suffix == ".dcm" and folder.scores is not None
+    np.testing.assert_allclose(read_image(folder.images[patient]["LH"]), film / film.max(), atol=1e-6)

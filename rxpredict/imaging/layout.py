@@ -333,7 +333,8 @@ def read_folder(folder: str | Path, scores: str | Path | None = None) -> Ra2Drea
         raise ImagingDataError([f"{folder}: no such folder"])
     images = find_images(folder)
     if not images:
-        raise ImagingDataError([f"{folder}: no <Patient_ID>-<LH|RH|LF|RF>.jpg/.jpeg/.png images"])
+        films = "/".join(ra2_dream_mapping().image_extensions)
+        raise ImagingDataError([f"{folder}: no <Patient_ID>-<LH|RH|LF|RF>{films} images"])
     landmarks = {patient: _part_landmarks(parts) for patient, parts in images.items()}
     csv = Path(scores) if scores is not None else _only_csv(folder)
     table = read_scores(csv) if csv is not None else None
