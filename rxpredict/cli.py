@@ -351,10 +351,8 @@ def compare(model_dir: Path, registry_dir: Path, patient_id: str | None, at_date
         return
     click.echo(f"{patient_id} on {at}: 24-week outcomes by therapy option (best first); "
                f"model trained on data contract v{model.contract_version_}")
-    if not comparison.baseline_visit:
-        click.echo("warning: no visit in the 90 days before this date; predictions rest on older data only")
-    if comparison.unseen:
-        click.echo("the model did not see: " + ", ".join(f"{b} data" for b in comparison.unseen))
+    for line in comparison.notices():
+        click.echo(line)
     if survival is not None:
         click.echo("p_rrp: rapid radiographic progression by the first follow-up radiograph; p_stop_1y: stopping "
                    "within a year for inefficacy or an adverse event; median_retention_days: null beyond "

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
-import shap
 
 from rxpredict.models.response import ResponseModel
 from rxpredict.registry import Registry
 from rxpredict.safety import safety_flags
 from rxpredict.survival.persist import SurvivalModels
+
+if TYPE_CHECKING:  # shap is imported only where an option is explained
+    import shap
 
 #: One prediction's key.
 KEY = ["patient_id", "index_date", "therapy"]
@@ -26,8 +29,8 @@ RESPONSE_COLUMNS = ["p_response", "p_response_low", "p_response_high", "p_good",
                     "p_remission", "p_remission_low", "p_remission_high", "expected_das28_change"]
 SURVIVAL_COLUMNS = ["p_rrp", "p_stop_1y", "median_retention_days"]
 FLAG_COLUMNS = ["support", "ood"]
-#: The blocks besides the clinical one whose absence a comparison states.
-OPTIONAL_BLOCKS = ("genetic", "imaging", "wearable")
+#: The blocks besides the clinical one whose absence a comparison states, and how a reader names their data.
+UNSEEN = {"genetic": "genetic markers", "imaging": "radiographs (SvdH scores)", "wearable": "wearable data"}
 
 
 def scoring_rows(registry: Registry, pairs: pl.DataFrame, markers: list[str]) -> pl.DataFrame:
@@ -79,9 +82,15 @@ class Comparison:
     baseline_visit: bool
     retention_curves: pl.DataFrame | None
 
-    def flags_of(self, therapy: str) -> list[str]:
-        """The messages of one option's flags, cautions first."""
-        return self.flags.filter(pl.col("therapy") == therapy)["message"].to_list()
+    def notices(self) -> list[str]:
+        """What the reader must know before the numbers: an old or missing visit, data the model did not see."""
+        out = []
+        if not self.baseline_visit:
+            out.append("No visit in the 90 days before this date: the predictions rest on older data only.")
+        if self.unseen:
+            out.append("The model did not see: " + ", ".join(UNSEEN[b] for b in self.unseen)
+                       + " (none recorded for this patient).")
+        return out
 
 
 def compare_patient(model: ResponseModel, survival: SurvivalModels | None, registry: Registry, patient_id: str,
@@ -98,7 +107,7 @@ def compare_patient(model: ResponseModel, survival: SurvivalModels | None, regis
         curves = survival.retention.predict_curves(rows).select("therapy", "time_days", "retention")
     return Comparison(
         patient_id=patient_id, index_date=at, row=rows, options=predict_comparison(model, survival, rows),
-        flags=safety_flags(features), unseen=tuple(b for b in OPTIONAL_BLOCKS if not features.get(f"mask_{b}")),
+        flags=safety_flags(features), unseen=tuple(b for b in UNSEEN if not features.get(f"mask_{b}")),
         baseline_visit=bool(features.get("mask_clinical")), retention_curves=curves)
 
 

@@ -20,8 +20,6 @@ from rxpredict.explain.reasons import option_title
 
 #: Support flag -> how the table says it.
 SUPPORT = {"ok": "ok", "low": "low: few comparable patients received it", "none": "none: no comparable patient"}
-#: What a missing block means for the reader.
-UNSEEN = {"genetic": "genetic markers", "imaging": "radiographs (SvdH scores)", "wearable": "wearable data"}
 
 
 def percent(p: float | None) -> str:
@@ -42,7 +40,7 @@ def _retention(days: float | None, horizon: int | None) -> str:
 def options_table(comparison: Comparison, retention_horizon_days: int | None = None) -> pl.DataFrame:
     """One row per option, best first, every figure formatted: what the page and the report show.
 
-    ``retention_horizon_days`` says how far retention curves reach (a median beyond it reads "> N years").
+    ``retention_horizon_days`` says how far retention curves reach (a median beyond it reads "over N years").
     """
     counts = comparison.flags.group_by("therapy", "kind").len()
     rows = []
@@ -80,17 +78,6 @@ def retention_chart(comparison: Comparison) -> alt.Chart:
         color=alt.Color("option:N", sort=order, title="option"))
 
 
-def notices(comparison: Comparison) -> list[str]:
-    """What the reader must know before the numbers: data the model did not see, an old or missing visit."""
-    out = []
-    if not comparison.baseline_visit:
-        out.append("No visit in the 90 days before this date: the predictions rest on older data only.")
-    if comparison.unseen:
-        out.append("The model did not see: " + ", ".join(UNSEEN[b] for b in comparison.unseen)
-                   + " (none recorded for this patient).")
-    return out
-
-
 def _table_html(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
@@ -124,7 +111,7 @@ def comparison_html(comparison: Comparison, *, model_name: str, focus: OptionExp
              f"<p class='meta'>Model {html.escape(model_name)} · generated {now:%Y-%m-%d %H:%M} UTC"
              + (f" by {html.escape(generated_by)}" if generated_by else "")
              + " · decision support: probabilities with 90 % intervals, not a verdict</p>"]
-    parts += [f"<p class='notice'>{html.escape(n)}</p>" for n in notices(comparison)]
+    parts += [f"<p class='notice'>{html.escape(n)}</p>" for n in comparison.notices()]
     parts.append(_table_html(options_table(comparison, retention_horizon_days)))
     columns = [] if not comparison.flags.height else [
         "<div><h2>Safety flags (shown, never used to hide an option)</h2>" + _items(flag_lines(comparison)) + "</div>"]

@@ -40,12 +40,11 @@ def _run(*args: str):
 
 def _scored_rows(root, pairs: pl.DataFrame) -> pl.DataFrame:
     """The cohort rows the CLI scores for these (patient_id, index_date) pairs."""
-    from rxpredict.cohort import build_cohort
+    from rxpredict.compare import scoring_rows
     from rxpredict.registry import read_registry
 
     episodes = pairs.with_columns(pl.col("index_date").str.to_date())
-    return build_cohort(read_registry(root / "reg"), episodes=episodes, markers=load_bundle(root / "model").markers_
-                        ).frame.unique(["patient_id", "index_date"], keep="first", maintain_order=True)
+    return scoring_rows(read_registry(root / "reg"), episodes, load_bundle(root / "model").markers_)
 
 
 def test_train_writes_a_bundle_with_its_card_and_figures(trained):

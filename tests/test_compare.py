@@ -54,7 +54,7 @@ def test_a_patient_comparison_keeps_every_option_best_first(trained_bundle):
     assert (c.options["p_response_low"] <= c.options["p_response"]).all()
     assert {"p_rrp", "p_stop_1y", "median_retention_days", "support", "ood"} <= set(c.options.columns)
     assert c.retention_curves is not None and set(c.retention_curves["therapy"]) == set(model.options_)
-    assert c.flags_of("jaki")  # at least the checks
+    assert not c.flags.filter(pl.col("therapy") == "jaki").is_empty()  # at least the checks
     direct = predict_comparison(model, survival, c.row)
     assert direct.equals(c.options)
     assert c.index_date == at and c.row.height == 1

@@ -13,7 +13,7 @@ from rxpredict.exceptions import BundleError
 from rxpredict.explain.importance import plot_png
 from rxpredict.explain.reasons import option_title
 from rxpredict.registry import Registry
-from rxpredict.report import comparison_html, modality_lines, notices, options_table, retention_chart
+from rxpredict.report import comparison_html, modality_lines, options_table, retention_chart
 from rxpredict.store import records
 from rxpredict.store.models import active_model
 from ui import engine, guard
@@ -52,7 +52,7 @@ except ValueError as e:
     st.stop()
 
 horizon = None if survival is None else survival.retention.horizon_days
-for line in notices(comparison):
+for line in comparison.notices():
     st.warning(line, icon=":material/info:")
 st.subheader("Options, best first")
 st.caption("Probabilities of a EULAR good or moderate response, a good response and DAS28 remission at 24 weeks, "
