@@ -28,7 +28,7 @@ import shap
 
 from rxpredict.exceptions import BundleError
 from rxpredict.explain.background import BACKGROUND_SIZE
-from rxpredict.explain.shapley import ADDITIVITY_TOLERANCE, AdditivityError
+from rxpredict.explain.shapley import ADDITIVITY_TOLERANCE, AdditivityError, _option_index
 from rxpredict.features import MASK_COLUMNS
 from rxpredict.models.design import feature_matrix
 from rxpredict.models.overlap import _check_fitted
@@ -98,8 +98,8 @@ def _risk(model: ProgressionModel, pattern: str, Z: np.ndarray, option: str, day
 
 
 def _rescale(model: ProgressionModel, pattern: str, Z: np.ndarray, background: np.ndarray, option: str,
-             days: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """DeepLIFT's rescale values (rows, covariates), the outputs and the background's mean output, for ``pattern``.
+             days: float) -> tuple[np.ndarray, float]:
+    """DeepLIFT's rescale values (rows, covariates) and the background's mean output, for ``pattern``.
 
     ``w`` (the log hazard's slope per covariate) is read off the submodel at the unit vectors; the rescale
     multiplier is the secant of ``g`` between patient and background episode (its slope ``H S`` where the two
@@ -115,22 +115,20 @@ def _rescale(model: ProgressionModel, pattern: str, Z: np.ndarray, background: n
     close = np.abs(gap) < 1e-9
     multiplier = np.where(close, slope, (p[:, None] - p_b[None, :]) / np.where(close, 1.0, gap))
     values = w * (Z * multiplier.mean(axis=1, keepdims=True) - multiplier @ background / len(background))
-    return values, p, float(p_b.mean())
+    return values, float(p_b.mean())
 
 
 def _option_values(model: ProgressionModel, Z: np.ndarray, imaged: np.ndarray, background: np.ndarray,
-                   option: str, days: float, layout: ProgressionFeatures) -> tuple[np.ndarray, float, np.ndarray]:
-    """(values over ``layout.columns_``, base value, output) of one option for every row."""
+                   option: str, days: float, layout: ProgressionFeatures) -> tuple[np.ndarray, float]:
+    """(values over ``layout.columns_``, base value) of one option for every row."""
     values = np.zeros((len(Z), len(layout.columns_)))
-    output = np.empty(len(Z))
     position = [layout.columns_.index(c) for c in model.design_.covariates_]
     base = {}
     for pattern, rows_of in (("with_imaging", imaged), ("without_imaging", ~imaged)):
-        v, p, base[pattern] = _rescale(model, pattern, Z[rows_of], background, option, days)
-        values[np.ix_(rows_of, position)] = v
-        output[rows_of] = p
+        values[np.ix_(rows_of, position)], base[pattern] = _rescale(model, pattern, Z[rows_of], background, option,
+                                                                     days)
     values[~imaged, layout.columns_.index(MASK_COLUMNS["imaging"])] += base["without_imaging"] - base["with_imaging"]
-    return values, base["with_imaging"], output
+    return values, base["with_imaging"]
 
 
 def explain_progression(model: ProgressionModel, rows: pl.DataFrame, therapy: str, versus: str | None = None,
@@ -146,8 +144,8 @@ def explain_progression(model: ProgressionModel, rows: pl.DataFrame, therapy: st
     if output not in PROGRESSION_OUTPUTS:
         raise ValueError(f"output {output!r} cannot be explained; choose one of {', '.join(PROGRESSION_OUTPUTS)}")
     for name, option in (("therapy", therapy), ("versus", versus)):
-        if option is not None and option not in model.options_:
-            raise ValueError(f"{name} {option!r} is not an option of this model ({', '.join(model.options_)})")
+        if option is not None:
+            _option_index(model, option, name)
     if therapy == versus:
         raise ValueError(f"therapy and versus are the same option ({therapy}): nothing to contrast")
     if rows.height == 0:
@@ -156,9 +154,9 @@ def explain_progression(model: ProgressionModel, rows: pl.DataFrame, therapy: st
     background = _background(model)
     days = model.first_exam_days_ if output == "p_rrp" else float(TWO_YEARS)
     Z, imaged = model.design_.standardise(rows), model.has_imaging(rows)
-    values, base, _ = _option_values(model, Z, imaged, background, therapy, days, layout)
+    values, base = _option_values(model, Z, imaged, background, therapy, days, layout)
     if versus is not None:
-        minus, minus_base, _ = _option_values(model, Z, imaged, background, versus, days, layout)
+        minus, minus_base = _option_values(model, Z, imaged, background, versus, days, layout)
         values, base = values - minus, base - minus_base
     predicted = model.predict_options(rows)[output].to_numpy().reshape(rows.height, len(model.options_))
     truth = predicted[:, model.options_.index(therapy)]

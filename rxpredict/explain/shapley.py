@@ -19,6 +19,7 @@ forward passes, and costs fewer model calls than KernelExplainer.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -31,6 +32,9 @@ from rxpredict.explain.target import (ExplainedOutput, check_output, deeplift_sp
                                       targets_of_inputs, whole_batches)
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import BASELINE_DAS28, ResponseModel
+
+if TYPE_CHECKING:
+    from rxpredict.survival.progression import ProgressionModel
 
 #: Largest allowed |base + sum(values) - model output| on the explained scale.
 ADDITIVITY_TOLERANCE = 1e-4
@@ -47,7 +51,8 @@ class AdditivityError(RuntimeError):
     """SHAP values that do not add up to the model's output: a bug, never a property of the data."""
 
 
-def _option_index(model: ResponseModel, option: str, name: str) -> int:
+def _option_index(model: ResponseModel | ProgressionModel, option: str, name: str) -> int:
+    """The position of ``option`` in ``model.options_``; a ValueError naming the argument ``name`` where it has none."""
     if option not in model.options_:
         raise ValueError(f"{name} {option!r} is not an option of this model ({', '.join(model.options_)})")
     return model.options_.index(option)
