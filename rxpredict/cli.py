@@ -199,19 +199,12 @@ def train(registry_dir: Path, out: Path, seed: int, members: int | None, holdout
     import json
 
     from rxpredict.exceptions import BundleError
-    from rxpredict.retrain import train_bundle
-
-    last = ""
-
-    def show(stage: str, _fraction: float) -> None:  # each stage once (it is reported after every epoch), on stderr
-        nonlocal last
-        if stage != last:
-            click.echo(stage, err=True)
-            last = stage
+    from rxpredict.retrain import each_stage, train_bundle
 
     try:
         figures = train_bundle(_read_or_exit(registry_dir), out, seed=seed, members=members, epochs=epochs,
-                               holdout=holdout, overwrite=overwrite, report=show)
+                               holdout=holdout, overwrite=overwrite,
+                               report=each_stage(lambda line: click.echo(line, err=True)))
     except BundleError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(EXIT_INVALID)

@@ -65,6 +65,18 @@ class _Progress:
             self.report(stage, self.fraction)
 
 
+def each_stage(say: Callable[[str], None]) -> Report:
+    """A report for people: ``say`` hears each new stage line once (a stage is reported again after every epoch)."""
+    last = None
+
+    def report(stage: str, _fraction: float) -> None:
+        nonlocal last
+        if stage != last:
+            say(stage)
+            last = stage
+    return report
+
+
 def _member_listener(progress: _Progress, members: int) -> EpochCallback:
     """An epoch listener that reports which ensemble member trains and how far the ensemble has got.
 

@@ -28,7 +28,7 @@ from rxpredict.exceptions import BundleError
 from rxpredict.monitoring.persist import save_monitor
 from rxpredict.monitoring.pipeline import fit_monitor
 from rxpredict.registry import Registry
-from rxpredict.retrain import train_bundle
+from rxpredict.retrain import each_stage, train_bundle
 from rxpredict.simulate import Scenario, simulate
 from rxpredict.store import auth
 from rxpredict.store.alerts import load_active_monitor, monitor_dir, stored_registry
@@ -78,6 +78,11 @@ def current_monitor(directory: Path) -> bool:
         load_active_monitor(directory)  # verifies the checksums, the kind and the format
     except (BundleError, OSError):
         return False
+    return _written_by_this_version(directory)
+
+
+def _written_by_this_version(directory: Path) -> bool:
+    """Whether the (loadable) bundle in ``directory`` says this version of rxpredict wrote it."""
     config = json.loads((directory / "config.json").read_text())
     return config.get("versions", {}).get("rxpredict") == __version__
 
@@ -114,8 +119,7 @@ def current_model(engine: Engine) -> ModelVersion | None:
         load_models(version.path)  # verifies the checksums, the format and that the arrays fit the model
     except (BundleError, OSError):
         return None
-    config = json.loads((version.path / "config.json").read_text())
-    return version if config.get("versions", {}).get("rxpredict") == __version__ else None
+    return version if _written_by_this_version(version.path) else None
 
 
 def ensure_demo_model(engine: Engine, *, seed: int = 0, members: int | None = None, epochs: int | None = None,
@@ -131,22 +135,10 @@ def ensure_demo_model(engine: Engine, *, seed: int = 0, members: int | None = No
     say(f"Training the demo response and survival models on the {registry['patients'].height:,} demo patients "
         f"(once; kept in {out})")
     metrics = train_bundle(registry, out, seed=seed, members=members, epochs=epochs,
-                           report=(lambda stage, done: None) if progress is None else _stages(say))
+                           report=None if progress is None else each_stage(lambda line: say(f"  {line}")))
     version = register_model(engine, out, user=SETUP_USER, note="demo model")
     say(f"Response model trained: held-out AUROC {metrics['auroc']:.2f}")
     return promote_model(engine, version.id, user=SETUP_USER), True
-
-
-def _stages(say: Progress) -> Callable[[str, float], None]:
-    """A train_bundle report that says each new stage once (not every epoch)."""
-    seen: set[str] = set()
-
-    def report(stage: str, done: float) -> None:
-        head = stage.split(":")[0]
-        if head not in seen:
-            seen.add(head)
-            say(f"  {head} ({100 * done:.0f} %)")
-    return report
 
 
 def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: int = 0, monitor: bool = True,
