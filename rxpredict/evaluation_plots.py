@@ -18,7 +18,6 @@ manifest.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,13 +27,13 @@ import polars as pl
 
 from rxpredict.bundle import MANIFEST
 from rxpredict.exceptions import BundleError
+from rxpredict.figures import agg_figure, png_bytes
 from rxpredict.metrics import CalibrationDisplay
 from rxpredict.survival.descriptives import kaplan_meier, outcome_data
 from rxpredict.survival.plots import LABELS, TITLES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
     from rxpredict.models.response import ResponseModel
     from rxpredict.survival.persist import SurvivalModels
@@ -55,19 +54,6 @@ PLOTS = {
 #: The predicted-curve column of each survival outcome.
 CURVE_COLUMNS = {"retention": "retention", "progression": "rrp_free"}
 KEY = ["patient_id", "index_date", "therapy"]
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
-
-
-def _new_axes(size: tuple[float, float]) -> Axes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    return FigureCanvasAgg(Figure(figsize=size, layout="constrained")).figure.add_subplot()
 
 
 def calibration_display(model: ResponseModel, cohort: pl.DataFrame) -> CalibrationDisplay:
@@ -110,7 +96,7 @@ class ObservedPredictedDisplay:
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw the observed step curve with its band and the mean predicted curve; return the axes."""
-        ax = ax if ax is not None else _new_axes((7, 4.5))
+        ax = ax if ax is not None else agg_figure((7, 4.5)).add_subplot()
         lower = next(c for c in self.observed.columns if c.startswith("lower_"))
         t = self.observed["time_days"].to_numpy()
         (line,) = ax.step(t, self.observed["survival"].to_numpy(), where="post",
@@ -131,15 +117,15 @@ def draw_plots(model: ResponseModel, held_out: pl.DataFrame,
                survival: SurvivalModels | None = None) -> dict[str, bytes]:
     """The plots of :data:`PLOTS` that can be drawn on the ``held_out`` cohort rows, file name -> PNG bytes."""
     calibration = calibration_display(model, held_out)
-    calibration.plot(_new_axes((5.5, 5)))
+    calibration.plot(agg_figure((5.5, 5)).add_subplot())
     calibration.ax_.set_title("P(response at 24 weeks) at the option given", fontsize=10)
     calibration.ax_.legend(loc="lower right")
-    plots = {"calibration.png": _png(calibration.figure_)}
+    plots = {"calibration.png": png_bytes(calibration.figure_)}
     if survival is None:
         return plots
     for outcome, fitted in (("retention", survival.retention), ("progression", survival.progression)):
         if outcome_data(held_out, outcome).height:
-            plots[f"{outcome}.png"] = _png(ObservedPredictedDisplay.from_model(held_out, fitted, outcome)
+            plots[f"{outcome}.png"] = png_bytes(ObservedPredictedDisplay.from_model(held_out, fitted, outcome)
                                              .plot().figure)
     return plots
 

@@ -24,6 +24,7 @@ import torch
 from pytorch_tabnet.tab_network import TabNetEncoder
 
 from rxpredict.explain.reasons import feature_label
+from rxpredict.figures import agg_figure, png_bytes
 from rxpredict.models.network import TabNetBlockEncoder
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.models.response import ResponseModel
@@ -88,15 +89,12 @@ def save_attention_plot(model: ResponseModel, rows: pl.DataFrame, path: str | Pa
 
     Features are labelled with their data-dictionary titles, most important at the top.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"{path.name}: plots are written as PNG, give a .png file")
     attention = tabnet_attention(model, rows)
     steps = [c for c in attention.columns if c.startswith("step_")]
-    figure = FigureCanvasAgg(Figure(figsize=(10, 1.5 + 0.28 * attention.height), layout="constrained")).figure
+    figure = agg_figure((10, 1.5 + 0.28 * attention.height))
     heat, bars = figure.subplots(1, 2, sharey=True, width_ratios=[max(2, len(steps)), 3])
     image = heat.imshow(attention.select(steps).to_numpy(), aspect="auto", cmap="viridis")
     heat.set_xticks(range(len(steps)), [s.replace("_", " ") for s in steps])
@@ -106,5 +104,5 @@ def save_attention_plot(model: ResponseModel, rows: pl.DataFrame, path: str | Pa
     bars.barh(range(attention.height), attention["importance"].to_numpy())
     bars.set_xlabel("importance (share of attention)")
     bars.set_title("TabNet attention, clinical block")
-    figure.savefig(path, format="png", dpi=120)
+    path.write_bytes(png_bytes(figure))
     return path

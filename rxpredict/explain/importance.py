@@ -15,6 +15,7 @@ import polars as pl
 import shap
 
 from rxpredict.explain.reasons import feature_label
+from rxpredict.figures import DPI, agg_figure, png_bytes
 
 #: The plots :func:`plot_png` draws.
 PLOTS = ("beeswarm", "bar", "waterfall")
@@ -44,18 +45,13 @@ def plot_png(explanation: shap.Explanation, kind: str = "beeswarm", max_display:
         raise ValueError("a beeswarm needs several patients; use kind='bar' for one")
     if kind == "waterfall":
         return _waterfall_png(titled, max_display)
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = FigureCanvasAgg(Figure(figsize=(9, 1.2 + 0.45 * max_display), layout="constrained")).figure
+    figure = agg_figure((9, 1.2 + 0.45 * max_display))
     ax = figure.subplots()
     if kind == "beeswarm":
         shap.plots.beeswarm(titled, max_display=max_display, ax=ax, show=False, plot_size=None)
     else:
         shap.plots.bar(titled, max_display=max_display, ax=ax, show=False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    return buffer.getvalue()
+    return png_bytes(figure)
 
 
 def _waterfall_png(titled: shap.Explanation, max_display: int) -> bytes:
@@ -72,7 +68,7 @@ def _waterfall_png(titled: shap.Explanation, max_display: int) -> bytes:
     try:
         shap.plots.waterfall(titled, max_display=max_display, show=False)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     finally:
         plt.close(figure)
     return buffer.getvalue()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from rxpredict.figures import DPI, agg_figure
 from rxpredict.survival.descriptives import kaplan_meier, logrank, number_at_risk
 
 if TYPE_CHECKING:
@@ -30,11 +31,7 @@ TITLES = {"retention": "Drug retention (no stop for inefficacy or an adverse eve
 
 
 def _new_axes(n: int = 1, size: tuple[float, float] = (7, 5)) -> list[Axes]:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = FigureCanvasAgg(Figure(figsize=size, layout="constrained")).figure
-    return list(figure.subplots(1, n, squeeze=False)[0])
+    return list(agg_figure(size).subplots(1, n, squeeze=False)[0])
 
 
 def save_figure(figure: Figure, path: str | Path) -> Path:
@@ -42,7 +39,7 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in FORMATS:
         raise ValueError(f"{path.name}: the suffix must be one of {', '.join(FORMATS)}")
-    figure.savefig(path, dpi=120)
+    figure.savefig(path, dpi=DPI)
     return path
 
 
@@ -70,11 +67,8 @@ class KaplanMeierDisplay:
         Without ``ax`` a figure is made with both panels; with ``ax`` only, the table is left out.
         """
         if ax is None:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            from matplotlib.figure import Figure
-
             rows = self.at_risk.height
-            figure = FigureCanvasAgg(Figure(figsize=(8, 5.5 + 0.22 * rows), layout="constrained")).figure
+            figure = agg_figure((8, 5.5 + 0.22 * rows))
             ax, table_ax = figure.subplots(2, 1, height_ratios=[5, 0.6 + 0.22 * rows])
         lower = next(c for c in self.curves.columns if c.startswith("lower_"))
         upper = lower.replace("lower_", "upper_")
