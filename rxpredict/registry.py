@@ -54,14 +54,14 @@ class Registry:
         contract = contract or load_contract()
         result = validate_tables({n: f for n, f in tables.items() if n in contract.tables}, contract=contract,
                                  today=today, source="tables in memory")
-        return cls._from_result(result, strict, contract)
+        return cls.from_validation(result, strict=strict)
 
     @classmethod
-    def _from_result(cls, result: ValidationResult, strict: bool, contract: Contract) -> "Registry":
+    def from_validation(cls, result: ValidationResult, *, strict: bool = True) -> "Registry":
         """The registry of a validation, or RegistryValidationError (carrying the report) when strict and invalid."""
         if strict and not result.report.ok:
             raise RegistryValidationError(result.report)
-        return cls(tables=result.tables, report=result.report, contract_version=contract.version)
+        return cls(tables=result.tables, report=result.report, contract_version=result.report.contract_version)
 
     def keyed(self, name: str) -> pl.LazyFrame:
         """A table with ``_pid``, the patient's row number in ``patients`` (UInt32; null if unknown).
@@ -147,8 +147,7 @@ def read_registry(directory: str | Path, *, strict: bool = True, contract: Contr
     RegistryValidationError, whose ``report`` lists every violation; without it
     the bad cells are read as null and the report travels with the registry.
     """
-    contract = contract or load_contract()
-    return Registry._from_result(validate_registry(directory, contract=contract, today=today), strict, contract)
+    return Registry.from_validation(validate_registry(directory, contract=contract, today=today), strict=strict)
 
 
 def write_registry(tables: Registry | Mapping[str, pl.DataFrame], directory: str | Path, *,

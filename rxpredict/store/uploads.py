@@ -169,7 +169,6 @@ def check_upload(archive: bytes | BinaryIO, **limits: int) -> RegistryCheck:
     if not result.report.ok:
         shutil.rmtree(directory, ignore_errors=True)
         return RegistryCheck(report=result.report)
-    registry = Registry(tables=result.tables, report=result.report, contract_version=result.report.contract_version)
-    cohort = build_cohort(registry)
+    cohort = build_cohort(Registry.from_validation(result))
     return RegistryCheck(report=result.report, directory=directory, episodes=cohort.frame.height,
                          patients=cohort.frame["patient_id"].n_unique(), summary=cohort.summary())
