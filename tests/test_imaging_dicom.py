@@ -46,7 +46,7 @@ def write_dicom(path: Path, pixels: np.ndarray = STORED, photometric: str = "MON
 
 
 def test_without_window_the_image_is_min_max_stretched(tmp_path):
-    image = read_image(write_dicom(tmp_path / "P1-LH.dcm"))
+    image = read_dicom(write_dicom(tmp_path / "P1-LH.dcm"))
     assert image.dtype == np.float32 and image.shape == (2, 3)
     np.testing.assert_allclose(image, STORED / 4095, atol=1e-6)
 
@@ -81,8 +81,14 @@ def test_monochrome1_is_inverted(tmp_path):
 
 
 def test_dicom_is_recognised_by_its_prefix_without_the_suffix(tmp_path):
-    path = write_dicom(tmp_path / "P1-LH.dcm").rename(tmp_path / "P1-LH")
-    np.testing.assert_allclose(read_image(path), STORED / 4095, atol=1e-6)
+    film = np.tile(STORED, (40, 30))
+    path = write_dicom(tmp_path / "P1-LH.dcm", film).rename(tmp_path / "P1-LH")
+    np.testing.assert_allclose(read_image(path), film / 4095, atol=1e-6)
+
+
+def test_a_film_too_small_to_score_is_named(tmp_path):
+    with pytest.raises(ImagingDataError, match=r"P1-LH.dcm: 3x2 pixels is too small"):
+        read_image(write_dicom(tmp_path / "P1-LH.dcm"))
 
 
 @pytest.mark.parametrize("content, message", [

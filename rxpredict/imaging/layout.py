@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -39,6 +41,8 @@ from rxpredict.schemas import load_contract, schema_dir
 MAPPING_FILE = "ra2_dream_columns.json"
 SCORE_KINDS = ("erosion", "jsn")
 IMAGE_FORMATS = ("JPEG", "PNG")
+#: The fewest pixels a film may have along either side.
+MIN_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -234,13 +238,38 @@ def read_image(path: str | Path) -> np.ndarray:
 
     A ``.dcm`` file, or one with the DICOM prefix, is read by
     :func:`~rxpredict.imaging.dicom.read_dicom` (its windowing and photometric
-    interpretation honoured). An empty, truncated or corrupted file, or an
-    image that is neither DICOM, JPEG nor PNG, raises :class:`ImagingDataError`
-    naming the file.
+    interpretation honoured). An empty, truncated or corrupted file, an
+    image that is neither DICOM, JPEG nor PNG, or one under ``MIN_SIDE``
+    pixels along a side, raises :class:`ImagingDataError` naming the file.
     """
     path = Path(path)
-    if is_dicom(path):
-        return read_dicom(path)
+    pixels = read_dicom(path) if is_dicom(path) else _read_picture(path)
+    if min(pixels.shape) < MIN_SIDE:
+        rows, cols = pixels.shape
+        raise ImagingDataError([f"{path}: {cols}x{rows} pixels is too small for a radiograph "
+                                f"(at least {MIN_SIDE} pixels each way)"])
+    return pixels
+
+
+def read_image_bytes(data: bytes, name: str) -> np.ndarray:
+    """:func:`read_image` of an upload's bytes; errors name the upload (``name``), not a temporary copy."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / (Path(name).name or "film")
+        path.write_bytes(data)
+        try:
+            return read_image(path)
+        except ImagingDataError as e:
+            raise ImagingDataError([m.replace(str(path), name) for m in e.problems]) from None
+
+
+def part_of(name: str) -> str | None:
+    """The part (``LH``, ``RH``, ``LF``, ``RF``) a file name's ``-LH`` ... ending names, in any case; else None."""
+    suffixes = "|".join(p.suffix for p in ra2_dream_mapping().parts)
+    match = re.search(rf"-({suffixes})$", Path(name).stem, flags=re.IGNORECASE)
+    return match[1].upper() if match else None
+
+
+def _read_picture(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.format not in IMAGE_FORMATS:
@@ -299,6 +328,18 @@ class Ra2DreamFolder:
     images: dict[str, dict[str, Path]]
     landmarks: dict[str, dict[str, dict[str, tuple[float, float]]]]
     scores: pl.DataFrame | None
+
+    def only(self, patients: Iterable[str]) -> Ra2DreamFolder:
+        """The same folder restricted to ``patients`` (e.g. those held out of training)."""
+        keep = set(patients)
+        scores = None if self.scores is None else self.scores.filter(pl.col(ra2_dream_mapping().id_column).is_in(keep))
+        return Ra2DreamFolder(self.folder, {p: v for p, v in self.images.items() if p in keep},
+                              {p: v for p, v in self.landmarks.items() if p in keep}, scores)
+
+    def landmarks_by_film(self) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+        """The landmark files' centres keyed by (patient, part), for films that have one."""
+        return {(patient, suffix): points for patient, parts in self.landmarks.items()
+                for suffix, points in parts.items()}
 
 
 def find_images(folder: str | Path) -> dict[str, dict[str, Path]]:
