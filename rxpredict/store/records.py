@@ -272,3 +272,14 @@ def save_visit(engine: Engine, entry: VisitEntry, *, user: str | None) -> None:
         _insert(session, "treatments", [_typed("treatments", r) for r in started], user=user)
         _raise_if(_close_courses(session, [_typed("treatments", r) for r in stopped], len(started) + 1, user=user))
         _insert(session, "imaging", [_typed("imaging", r) for r in imaging], user=user)
+
+
+def save_imaging(engine: Engine, patient_id: str, rows: list[Row], *, user: str | None) -> None:
+    """Store one patient's SvdH rows of an exam (e.g. from the radiograph scorer) in one transaction, or nothing
+    (RecordError naming the row, column and rule: an unknown patient, an out-of-range score, an exam stored already)."""
+    imaging, problems = _own_rows("imaging", rows, patient_id)
+    _raise_if(problems)
+    with writing(engine) as session:
+        stored = _stored_patient(session, as_text(patient_id), lock="share")
+        _raise_if(check_records({"imaging": imaging}, context={"patients": _frame("patients", [stored] if stored else [])}))
+        _insert(session, "imaging", [_typed("imaging", r) for r in imaging], user=user)
