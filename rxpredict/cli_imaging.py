@@ -84,6 +84,8 @@ def train(data: Path, out: Path, scores: Path | None, locator: Path | None, seed
         figures, _ = evaluate(scorer, folder, scorer.validation_patients_) if scorer.validation_patients_ else ({}, None)
     except ImagingDataError as e:
         _invalid(e)
+    except ValueError as e:  # a --locator bundle of other settings
+        fail(str(e), EXIT_BAD_ARGUMENT)
     save_scorer(scorer, out, metrics=figures, overwrite=overwrite)
     click.echo(f"trained on {scorer.training_['patients']} patients in {scorer.training_['seconds']:.0f} s; "
                f"wrote {out}")

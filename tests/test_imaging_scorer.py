@@ -90,7 +90,9 @@ def test_films_without_landmarks_need_a_locator(films, scorer, tmp_path):
         tiny_scorer(bare)
     refit = RadiographScorer(**TINY).fit(read_folder(bare), locator=scorer)
     assert refit.locators_["hand"] is scorer.locators_["hand"]
-    assert refit.training_["films_with_landmarks"] == {"hand": 8, "foot": 8}  # completed by the locator
+    assert refit.training_["films_with_landmark_files"] == {"hand": 0, "foot": 0}
+    with pytest.raises(ValueError, match="another canvas_size"):
+        RadiographScorer(**TINY | {"canvas_size": (256, 320)}).fit(read_folder(bare), locator=scorer)
 
 
 def test_seeded_fits_agree(films):
@@ -108,7 +110,7 @@ def test_ordinal_outputs_never_pass_an_areas_maximum():
     with torch.no_grad():
         net.head[-1].bias.fill_(50.0)                        # as damaged as it can say
         area = torch.arange(len(maxima))
-        logits = net(torch.rand(len(maxima), 1, 16, 16), area)
+        logits = net(torch.rand(len(maxima), 1, 16, 16), area, torch.zeros(len(maxima), dtype=torch.long))
     expected = expected_scores(logits)
     assert torch.allclose(expected, maxima.float(), atol=1e-3)
     thresholds = net.thresholds()
@@ -178,3 +180,16 @@ def test_whole_scores_keep_the_films_total_and_each_areas_range():
     assert whole.sum() == round(expected.sum()) and whole[4] == 0
     assert (np.abs(whole - expected) < 1).all() and (whole <= maxima).all()
     assert list(whole_scores(np.array([3.99, 0.2]), np.array([4, 0]))) == [4, 0]
+
+
+def test_a_crop_is_read_with_its_own_films_other_crops_only():
+    net = CropScorer(torch.from_numpy(area_maxima()), width=4).eval()
+    crops, area = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 0, 1])
+    with torch.no_grad():
+        together = net(crops, area, torch.tensor([0, 0, 1, 1]))
+        first_alone = net(crops[:2], area[:2], torch.tensor([0, 0]))
+        mixed = net(crops, area, torch.tensor([0, 0, 0, 0]))
+    finite = torch.isfinite(first_alone)
+    batching = (together[:2] - first_alone)[finite].abs().max()      # float noise of another batch size only
+    context = (together[:2] - mixed[:2])[finite].abs().max()           # another film's crops beside them
+    assert batching < 1e-5 and context > 10 * batching

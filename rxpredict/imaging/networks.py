@@ -101,13 +101,16 @@ def decode_heatmaps(logits: torch.Tensor, window: int = 2) -> tuple[torch.Tensor
 
 
 class CropScorer(nn.Module):
-    """Erosion and JSN of a joint-area crop (one channel per view of it): a CNN, the area's embedding, and ordered
+    """Erosion and JSN of joint-area crops (one channel per view of a crop), read alongside the other joint areas
+    of the same film: a CNN per crop, the mean of its film's crop features, the area's embedding, and ordered
     thresholds per area.
 
-    ``maxima`` is (areas, 2): each area's erosion and JSN maximum, 0 where
-    the area is not scored for that kind. :meth:`forward` gives the logits
-    of P(score > k), (batch, 2, K) with K the largest maximum, and -inf for
-    thresholds at or above the area's maximum.
+    The film's mean is what a reader gets from comparing a joint with the
+    film's other joints: how wide a healthy joint space is on this film, how
+    this film shows bone. ``maxima`` is (areas, 2): each area's erosion and
+    JSN maximum, 0 where the area is not scored for that kind.
+    :meth:`forward` gives the logits of P(score > k), (crops, 2, K) with K the
+    largest maximum, and -inf for thresholds at or above the area's maximum.
     """
 
     def __init__(self, maxima: torch.Tensor, channels: int = 1, width: int = 16, embedding: int = 8) -> None:
@@ -117,11 +120,11 @@ class CropScorer(nn.Module):
         n_areas, n_kinds = maxima.shape
         n_thresholds = int(maxima.max())
         self.features = nn.Sequential(
-            _conv(channels, w), nn.MaxPool2d(2), _block(w, 2 * w), nn.MaxPool2d(2),
-            _block(2 * w, 3 * w), nn.MaxPool2d(2), _block(3 * w, 4 * w),
+            _conv(channels, w), nn.MaxPool2d(2), _conv(w, 2 * w), nn.MaxPool2d(2),
+            _conv(2 * w, 3 * w), nn.MaxPool2d(2), _block(3 * w, 4 * w),
         )
         self.area = nn.Embedding(n_areas, embedding)
-        self.head = nn.Sequential(nn.Linear(8 * w + embedding, 64), nn.ReLU(inplace=True), nn.Linear(64, n_kinds))
+        self.head = nn.Sequential(nn.Linear(16 * w + embedding, 64), nn.ReLU(inplace=True), nn.Linear(64, n_kinds))
         # threshold k of (area, kind) = first + sum of softplus(steps) up to k: increasing in k
         self.first = nn.Parameter(torch.zeros(n_areas, n_kinds, 1))
         self.steps = nn.Parameter(torch.zeros(n_areas, n_kinds, max(n_thresholds - 1, 0)))
@@ -129,11 +132,15 @@ class CropScorer(nn.Module):
     def thresholds(self) -> torch.Tensor:
         return torch.cat([self.first, self.first + torch.cumsum(F.softplus(self.steps) + 0.05, dim=-1)], dim=-1)
 
-    def forward(self, crops: torch.Tensor, areas: torch.Tensor) -> torch.Tensor:
+    def forward(self, crops: torch.Tensor, areas: torch.Tensor, films: torch.Tensor) -> torch.Tensor:
+        """``films`` numbers each crop's film (0, 1, ... within the call); crops of one film are read together."""
         f = self.features(standardise(crops))
         pooled = torch.cat([f.mean(dim=(-2, -1)), f.amax(dim=(-2, -1))], dim=1)
-        latent = self.head(torch.cat([pooled, self.area(areas)], dim=1))          # (batch, kinds)
-        logits = latent[..., None] - self.thresholds()[areas]                     # (batch, kinds, K)
+        n_films = int(films.max()) + 1 if len(films) else 0
+        context = pooled.new_zeros(n_films, pooled.shape[1]).index_reduce_(0, films, pooled, "mean",
+                                                                            include_self=False)
+        latent = self.head(torch.cat([pooled, context[films], self.area(areas)], dim=1))   # (crops, kinds)
+        logits = latent[..., None] - self.thresholds()[areas]                               # (crops, kinds, K)
         k = torch.arange(logits.shape[-1], device=crops.device)
         valid = k[None, None] < self.maxima[areas][..., None]
         return logits.masked_fill(~valid, float("-inf"))

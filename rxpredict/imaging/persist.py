@@ -89,7 +89,7 @@ def _card(config: dict[str, Any], metrics: dict[str, Any]) -> str:
         "each area's erosion and joint-space narrowing with an ordinal crop network; totals are sums.", "",
         "## Training", "",
         f"- {training['patients']} patients ({training['validation_patients']} held out), {training['films']} films",
-        f"- films with landmark files: {training['films_with_landmarks']}",
+        f"- films with landmark files: {training['films_with_landmark_files']}",
         f"- {training['seconds']} s", "",
         "## Held-out figures", "",
         *(f"- {name}: {value}" for name, value in metrics.items()), "",

@@ -9,10 +9,13 @@ around every joint area (at the landmark files' centres, or where the
 locator puts them for films without one). Both learn under random pose and
 exposure, stop early on held-out patients and show a progress bar.
 
-Most joint areas score 0. Crops with any damage are seen ``oversample``
-times per epoch, so the rarer scores shape the features as much as the
-zeros do; the shift this sampling gives each threshold's odds is undone at
-prediction (a label-shift correction), so expected scores stay calibrated.
+The crop scorer reads the crops of one film together (each crop with the
+mean of its film's crop features), as a reader compares a joint with the
+film's other joints. Most joint areas score 0: films with any damage are
+seen ``oversample`` times per epoch, so the rarer scores shape the features
+as much as the zeros do; the shift this sampling gives each threshold's odds
+is undone at prediction (a label-shift correction), so expected scores stay
+calibrated.
 
 Example
 -------
@@ -102,10 +105,6 @@ class _Films:
     landmarks: np.ndarray
     scores: np.ndarray | None = None
 
-    def subset(self, index: np.ndarray) -> _Films:
-        return _Films([self.keys[i] for i in index], self.canvases[index], [self.placements[i] for i in index],
-                      self.landmarks[index], None if self.scores is None else self.scores[index])
-
 
 def _mirrored(suffix: str) -> bool:
     return ra2_dream_mapping().part(suffix).side == "left"
@@ -131,16 +130,18 @@ class RadiographScorer(ParamsMixin):
     locator_size : (width, height) the locator sees; its heat maps have half this resolution.
     crop_pixels : side of each crop as the crop scorer sees it.
     crop_scales : the crop's views, one channel each: a view at scale ``s`` covers ``s * crop_pixels`` canvas
-        pixels (the joint itself at 1, its surroundings, e.g. the whole distal radius, at 3).
+        pixels (the joint itself at 1, its surroundings, e.g. the whole distal radius, at 2).
     width, locator_width : channels of the crop scorer's and the locator's first layer (growing with depth).
     locator_epochs, scorer_epochs : most epochs; training stops after ``patience`` epochs without improvement.
-    oversample : how many times per epoch a crop with any damage is seen (1 = as often as the others).
+    locator_batch, scorer_batch : films per training batch (the crop scorer reads a film's crops together).
+    oversample : how many times per epoch a film with any damage is seen (1 = as often as the others).
     validation_fraction : share of patients held out for early stopping and the validation figures.
     """
 
     def __init__(self, *, canvas_size: tuple[int, int] = (512, 640), locator_size: tuple[int, int] = (96, 120),
-                 crop_pixels: int = 48, crop_scales: tuple[int, ...] = (1, 3), width: int = 16,
-                 locator_width: int = 12, locator_epochs: int = 12, scorer_epochs: int = 25, patience: int = 3, locator_batch: int = 16, scorer_batch: int = 128,
+                 crop_pixels: int = 64, crop_scales: tuple[int, ...] = (1, 2), width: int = 16,
+                 locator_width: int = 12, locator_epochs: int = 12, scorer_epochs: int = 30, patience: int = 4,
+                 locator_batch: int = 16, scorer_batch: int = 8,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, heatmap_sigma: float = 1.0,
                  oversample: int = 2, validation_fraction: float = 0.15, seed: int = 0,
                  progress: bool = True) -> None:
@@ -182,6 +183,11 @@ class RadiographScorer(ParamsMixin):
         no landmark file, and is kept for a region where no film has one."""
         if folder.scores is None:
             raise ImagingDataError([f"{folder.folder}: no score CSV; the scorer learns from scored films"])
+        if locator is not None:
+            differ = [k for k in ("canvas_size", "locator_size", "locator_width")
+                      if getattr(locator, k) != getattr(self, k)]
+            if differ:
+                raise ValueError(f"the locator's scorer has another {', '.join(differ)}; train with its settings")
         started = time.perf_counter()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -189,17 +195,17 @@ class RadiographScorer(ParamsMixin):
         n_val = max(1, round(len(patients) * self.validation_fraction)) if len(patients) > 1 else 0
         held_out = set(rng.permutation(patients)[:n_val].tolist())
         self.locators_, self.history_ = {}, {}
-        films = {}
+        films, with_files = {}, {}
         for region in REGIONS:
             films[region] = self._load(folder, region)
+            with_files[region] = int(np.isfinite(films[region].landmarks).all(axis=(1, 2)).sum())
             validation = np.array([k[0] in held_out for k in films[region].keys])
             self.locators_[region] = self._fit_locator(region, films[region], validation, rng, locator)
             films[region].landmarks = self._complete_landmarks(region, films[region])
         self._fit_crop_scorer(films, held_out, rng)
         self.training_ = {"patients": len(patients), "validation_patients": len(held_out),
                           "films": sum(len(f.keys) for f in films.values()),
-                          "films_with_landmarks": {r: int(np.isfinite(f.landmarks).all(axis=(1, 2)).sum())
-                                                   for r, f in films.items()},
+                          "films_with_landmark_files": with_files,
                           "seconds": round(time.perf_counter() - started, 1)}
         self.validation_patients_ = sorted(held_out)
         return self
@@ -330,37 +336,46 @@ class RadiographScorer(ParamsMixin):
         crops = warp(patches.float() / 255, theta, size=(self.crop_pixels, self.crop_pixels))
         return expose(crops) if training else crops
 
-    def _crop_data(self, region: str, films: _Films) -> list[torch.Tensor]:
-        """Patches, area indices and scores (crops, kinds) of every joint area of the films."""
+    def _crop_data(self, region: str, films: _Films, slots: int) -> list[torch.Tensor]:
+        """Per film, ``slots`` crops (the region's areas, then padding): patches, area indices, scores (-1 where
+        not scored) and which slots hold a crop."""
         vocabulary = areas()
         index = np.array([vocabulary.index(a) for a in region_areas(region)])
+        n, k, pad = len(films.keys), len(index), slots - len(index)
         patches = self._patches(films.canvases, films.landmarks)
-        area = torch.from_numpy(np.tile(index, len(films.keys)))
-        scores = torch.from_numpy(films.scores[:, index].reshape(-1, len(KINDS)))
-        return [patches, area, scores]
+        patches = patches.view(n, k, len(self.crop_scales), self.patch_size, self.patch_size)
+        patches = F.pad(patches, (0, 0, 0, 0, 0, 0, 0, pad))
+        area = torch.from_numpy(np.pad(np.tile(index, (n, 1)), ((0, 0), (0, pad))))
+        scores = torch.from_numpy(np.pad(films.scores[:, index], ((0, 0), (0, pad), (0, 0)), constant_values=-1))
+        valid = torch.arange(slots)[None].expand(n, slots) < k
+        return [patches, area, scores, valid]
 
     def _fit_crop_scorer(self, films: dict[str, _Films], held_out: set[str], rng: np.random.Generator) -> None:
-        data = [torch.cat(parts) for parts in zip(*(self._crop_data(r, films[r]) for r in REGIONS))]
-        patients = [k[0] for r in REGIONS for k in films[r].keys for _ in region_areas(r)]
-        validation = np.array([p in held_out for p in patients])
+        slots = max(len(region_areas(r)) for r in REGIONS)
+        data = [torch.cat(parts) for parts in zip(*(self._crop_data(r, films[r], slots) for r in REGIONS))]
+        validation = np.array([k[0] in held_out for r in REGIONS for k in films[r].keys])
         train_idx, val_idx = np.flatnonzero(~validation), np.flatnonzero(validation)
         if len(val_idx) == 0:
             val_idx = train_idx
-        damaged = (data[2][train_idx] > 0).any(dim=1).numpy()
+        damaged = (data[2][train_idx] > 0).any(dim=(1, 2)).numpy()
         sampled = np.concatenate([train_idx] + [train_idx[damaged]] * (self.oversample - 1))
         network = self.new_crop_scorer()
 
         def loss(net: CropScorer, batch: list[torch.Tensor]) -> torch.Tensor:
-            patches, area, scores = batch
-            return ordinal_loss(net(self._crops(patches, training=net.training), area), scores)
+            patches, area, scores, valid = batch
+            film = torch.arange(len(valid))[:, None].expand_as(valid)[valid]
+            crops = self._crops(patches[valid], training=net.training)
+            return ordinal_loss(net(crops, area[valid], film), scores[valid])
 
         self.history_["scorer"] = train_early_stopping(
             network, loss, data, sampled, val_idx, rng, epochs=self.scorer_epochs, batch_size=self.scorer_batch,
             learning_rate=self.learning_rate, weight_decay=self.weight_decay, patience=self.patience,
             description="scoring joint areas", progress=self.progress)
         self.crop_scorer_ = network
-        self.shift_ = torch.from_numpy(self._label_shift(data[1][sampled].numpy(), data[2][sampled].numpy(),
-                                                         data[1][train_idx].numpy(), data[2][train_idx].numpy()))
+        area, scores, valid = data[1].numpy(), data[2].numpy(), data[3].numpy()
+        self.shift_ = torch.from_numpy(self._label_shift(area[sampled][valid[sampled]], scores[sampled][valid[sampled]],
+                                                         area[train_idx][valid[train_idx]],
+                                                         scores[train_idx][valid[train_idx]]))
 
     def _label_shift(self, area_sampled: np.ndarray, scores_sampled: np.ndarray, area_train: np.ndarray,
                      scores_train: np.ndarray) -> np.ndarray:
@@ -402,17 +417,19 @@ class RadiographScorer(ParamsMixin):
         return result
 
     @torch.no_grad()
-    def _expected(self, region: str, canvases: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Expected scores (films, areas, kinds) at the given canvas centres."""
+    def _expected(self, region: str, canvases: np.ndarray, points: np.ndarray, batch: int = 16) -> np.ndarray:
+        """Expected scores (films, areas, kinds) at the given canvas centres, each film's crops read together."""
         vocabulary = areas()
         index = torch.from_numpy(np.array([vocabulary.index(a) for a in region_areas(region)]))
-        patches = self._patches(canvases, points)
-        area = index.repeat(len(canvases))
         network = self.crop_scorer_.eval()
-        logits = torch.cat([network(self._crops(patches[s:s + 512], training=False), area[s:s + 512])
-                            for s in range(0, len(patches), 512)])
-        expected = expected_scores(logits, self.shift_[area])
-        return expected.numpy().reshape(len(canvases), len(index), len(KINDS))
+        expected = []
+        for start in range(0, len(canvases), batch):
+            patches = self._patches(canvases[start:start + batch], points[start:start + batch])
+            n = len(patches) // len(index)
+            area, film = index.repeat(n), torch.arange(n).repeat_interleave(len(index))
+            logits = network(self._crops(patches, training=False), area, film)
+            expected.append(expected_scores(logits, self.shift_[area]).numpy().reshape(n, len(index), len(KINDS)))
+        return np.concatenate(expected)
 
     def _film_score(self, region: str, suffix: str, placement: Placement, points: np.ndarray,
                     expected: np.ndarray) -> FilmScore:
