@@ -45,7 +45,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rxpredict-bench-page-") as tmp:
         home = Path(tmp)
         os.environ["RXPREDICT_HOME"] = str(home)
-        demo = build_demo(patients=args.patients, seed=args.seed, monitor=False, progress=print)
+        demo = build_demo(patients=args.patients, seed=args.seed, monitor=False, scorer=False, progress=print)
         with browser.served(home) as (page, url):
             browser.sign_in(page, url, *demo.logins["rheumatologist"], first_heading="Patients")
             seconds = [browser.open_comparison(page, patient, f"{day:%Y%m%d}")

@@ -507,23 +507,32 @@ def explain(model_dir: Path, registry_dir: Path, patient_id: str, therapy: str, 
               help="Train the response and survival models on the demo's patients and make them the active model "
                    "of the comparison page (once, about a minute; kept in $RXPREDICT_HOME/models/response until "
                    "rxpredict's version changes).")
-def demo(url: str | None, patients: int | None, port: int, monitor: bool, model: bool) -> None:
+@click.option("--scorer/--no-scorer", default=True, show_default=True,
+              help="Train the radiograph scorer the visit page uses, on synthetic films (once, a minute or two; "
+                   "kept in $RXPREDICT_HOME/models/imaging or $RXPREDICT_IMAGING_MODEL until rxpredict's version "
+                   "changes).")
+def demo(url: str | None, patients: int | None, port: int, monitor: bool, model: bool, scorer: bool) -> None:
     """Prepare a demo database for the clinic app and print one login per role.
 
     An empty database is filled from the simulator; one already holding
     patients is kept. Every run makes new demo passwords. The response model
     is trained on the demo's patients and made the active model, and the
-    flare-risk monitor is trained on a simulated registry of its own, each
-    unless one made by this rxpredict version is in place.
+    flare-risk monitor is trained on a simulated registry of its own and the
+    radiograph scorer on synthetic films, each unless one made by this
+    rxpredict version is in place.
     """
     from rxpredict.store.demo import DEMO_PATIENTS, build_demo
 
-    made = build_demo(url, patients=patients or DEMO_PATIENTS, monitor=monitor, model=model, progress=click.echo)
+    made = build_demo(url, patients=patients or DEMO_PATIENTS, monitor=monitor, model=model, scorer=scorer,
+                      progress=click.echo)
     click.echo(f"Demo database: {made.url} ({made.patients} patients)")
     if made.model is not None:
         click.echo(f"Response model: {made.model.label} ({'trained now' if made.model_trained else 'kept'})")
     if made.monitor is not None:
         click.echo(f"Flare-risk monitor: {made.monitor} ({'trained now' if made.monitor_trained else 'kept'})")
+    if made.scorer is not None:
+        click.echo(f"Radiograph scorer: {made.scorer} ({'trained now' if made.scorer_trained else 'kept'}; "
+                   "trained on synthetic films only)")
     click.echo(f"Clinic app:    http://127.0.0.1:{port}")
     click.echo("Demo logins (passwords made now; they are not stored anywhere in clear):")
     for role, (name, password) in made.logins.items():

@@ -48,7 +48,7 @@ def demo(tmp_path, monkeypatch):
     """A demo home: 300 simulated patients, a small active model, logins per role."""
     monkeypatch.setenv("RXPREDICT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RXPREDICT_DATABASE_URL", raising=False)
-    made = build_demo(patients=300, monitor=False, model=False)
+    made = build_demo(patients=300, monitor=False, model=False, scorer=False)
     engine = open_store(made.url)
     version, _ = ensure_demo_model(engine, members=2, epochs=3)
     patient = search_patients(engine, "P")["patient_id"][0]

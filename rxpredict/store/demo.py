@@ -1,13 +1,16 @@
 """A demo database for ``make run``: simulated patients, one login per role with passwords made now, a response
-model trained on the demo's patients for the comparison page, and a flare-risk monitor for the Monitoring page.
+model trained on the demo's patients for the comparison page, a flare-risk monitor for the Monitoring page and a
+radiograph scorer for the visit page.
 
 Passwords are generated afresh on every call (``secrets``), printed once by
 the command line and stored only as argon2 hashes: none is ever committed.
 The response model (:func:`ensure_demo_model`) is trained on the registry
 stored in the demo database and promoted to the active model; the monitor is
 trained on a simulated registry of its own (not the demo's patients) and kept
-where the app looks for it (:func:`rxpredict.store.alerts.monitor_dir`). Both
-are trained once and kept until rxpredict's version changes.
+where the app looks for it (:func:`rxpredict.store.alerts.monitor_dir`); the
+radiograph scorer is trained on synthetic films (:mod:`rxpredict.imaging.synth`)
+and kept in :func:`rxpredict.imaging.installed.imaging_model_dir`. Each is
+trained once and kept until rxpredict's version changes.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from sqlalchemy import Engine, func, select
 from rxpredict import __version__
 from rxpredict.bundle import load_models
 from rxpredict.exceptions import BundleError
+from rxpredict.imaging.installed import imaging_model_dir
 from rxpredict.monitoring.persist import save_monitor
 from rxpredict.monitoring.pipeline import fit_monitor
 from rxpredict.registry import Registry
@@ -50,6 +54,10 @@ MONITOR_EPOCHS = 30
 MONITOR_STRIDE = 3
 MONITOR_TRAINING = {"n_members": 1, "learning_rate": 2e-3, "batch_size": 512}
 
+#: The demo radiograph scorer: synthetic patients (4 films each) and most epochs per network (a minute or two).
+SCORER_PATIENTS = 80
+SCORER_EPOCHS = 8
+
 Progress = Callable[[str], None]
 
 
@@ -66,6 +74,8 @@ class Demo:
     monitor_trained: bool = False
     model: ModelVersion | None = None
     model_trained: bool = False
+    scorer: Path | None = None
+    scorer_trained: bool = False
 
 
 def current_monitor(directory: Path) -> bool:
@@ -110,6 +120,42 @@ def ensure_demo_monitor(directory: Path, *, patients: int = MONITOR_PATIENTS, ep
     return True
 
 
+def current_scorer(directory: Path) -> bool:
+    """Whether ``directory`` holds an intact radiograph scorer written by this version of rxpredict that loads."""
+    from rxpredict.imaging.persist import load_scorer
+
+    try:
+        load_scorer(directory)
+    except (BundleError, OSError, RuntimeError):  # RuntimeError: weights that no longer fit the networks
+        return False
+    return _written_by_this_version(directory)
+
+
+def ensure_demo_scorer(directory: Path, *, patients: int = SCORER_PATIENTS, epochs: int = SCORER_EPOCHS,
+                       seed: int = 2, progress: Progress | None = None) -> bool:
+    """Train a radiograph scorer on synthetic films into ``directory`` unless a current one is there; whether it
+    trained one. ``progress`` receives a line before and after, and turns on the progress bars."""
+    from rxpredict.imaging.evaluate import evaluate
+    from rxpredict.imaging.layout import read_folder
+    from rxpredict.imaging.persist import save_scorer
+    from rxpredict.imaging.scorer import RadiographScorer
+    from rxpredict.imaging.synth import synthesize
+
+    if current_scorer(directory):
+        return False
+    say = progress or (lambda line: None)
+    say(f"Training the demo radiograph scorer on {patients} synthetic patients' films (once; kept in {directory})")
+    with tempfile.TemporaryDirectory(prefix="rxpredict-films-") as tmp:
+        synthesize(patients, Path(tmp) / "films", seed=seed)
+        folder = read_folder(Path(tmp) / "films")
+        scorer = RadiographScorer(locator_epochs=epochs, scorer_epochs=epochs, seed=seed,
+                                  progress=progress is not None).fit(folder)
+        figures, _ = evaluate(scorer, folder, scorer.validation_patients_)
+    save_scorer(scorer, directory, metrics=figures, overwrite=True)
+    say(f"Radiograph scorer trained on synthetic films: held-out total SvdH RMSE {figures['rmse_total']:.1f}")
+    return True
+
+
 def current_model(engine: Engine) -> ModelVersion | None:
     """The active response model when it loads and was written by this version of rxpredict; else None."""
     version = active_model(engine)
@@ -142,10 +188,11 @@ def ensure_demo_model(engine: Engine, *, seed: int = 0, members: int | None = No
 
 
 def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: int = 0, monitor: bool = True,
-               model: bool = True, progress: Progress | None = None) -> Demo:
+               model: bool = True, scorer: bool = True, progress: Progress | None = None) -> Demo:
     """Fill an empty database from the simulator (a database already holding patients is kept), reset demo logins,
-    with ``model`` make sure a current response model is active (:func:`ensure_demo_model`) and with ``monitor``
-    that a current demo monitor is in place (:func:`ensure_demo_monitor`)."""
+    with ``model`` make sure a current response model is active (:func:`ensure_demo_model`), with ``monitor``
+    that a current demo monitor is in place (:func:`ensure_demo_monitor`) and with ``scorer`` a current radiograph
+    scorer (:func:`ensure_demo_scorer`)."""
     url = database_url(url)
     engine = open_store(url)
     with engine.connect() as c:
@@ -163,7 +210,10 @@ def build_demo(url: str | None = None, *, patients: int = DEMO_PATIENTS, seed: i
     version, model_trained = ensure_demo_model(engine, seed=seed, progress=progress) if model else (None, False)
     engine.dispose()
     made = Demo(url=url, patients=stored, logins=logins, model=version, model_trained=model_trained)
-    if not monitor:
-        return made
-    trained = ensure_demo_monitor(monitor_dir(), seed=seed + 1, progress=progress)
-    return dataclasses.replace(made, monitor=monitor_dir(), monitor_trained=trained)
+    if monitor:
+        trained = ensure_demo_monitor(monitor_dir(), seed=seed + 1, progress=progress)
+        made = dataclasses.replace(made, monitor=monitor_dir(), monitor_trained=trained)
+    if scorer:
+        trained = ensure_demo_scorer(imaging_model_dir(), seed=seed + 2, progress=progress)
+        made = dataclasses.replace(made, scorer=imaging_model_dir(), scorer_trained=trained)
+    return made
