@@ -110,6 +110,9 @@ def _part(path: Path) -> str:
               help="RA2-DREAM folder of films to score (any score CSV in it is ignored).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Score CSV to write (with --data): the training CSV's columns, one row per patient.")
+@click.option("--expected", is_flag=True,
+              help="With --data: write the model's expected scores (two decimals, as RA2-DREAM predictions) "
+                   "instead of whole scores.")
 @click.argument("images", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--patient", default=None, help="With IMAGE...: the patient the films are of.")
 @click.option("--date", "exam_date", type=click.DateTime(["%Y-%m-%d"]), default=None,
@@ -117,15 +120,15 @@ def _part(path: Path) -> str:
 @click.option("--registry", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="With IMAGE...: registry folder whose imaging table gets the rows.")
 @DATABASE_OPTION
-def score(model: Path, data: Path | None, out: Path | None, images: tuple[Path, ...], patient: str | None,
-          exam_date: dt.datetime | None, registry: Path | None, database: str | None) -> None:
+def score(model: Path, data: Path | None, out: Path | None, expected: bool, images: tuple[Path, ...],
+          patient: str | None, exam_date: dt.datetime | None, registry: Path | None, database: str | None) -> None:
     """Score films: a folder into a score CSV (--data, --out), or one patient's IMAGE... files (named
     <anything>-LH.jpg etc.; JPEG, PNG or DICOM) into a registry's imaging table (--registry) or the app
     database (--database), with source = model."""
     if data is not None:
         if images or out is None or registry is not None:
             fail("--data goes with --out, and without IMAGE... or --registry", EXIT_BAD_ARGUMENT)
-        _score_folder(_scorer(model), data, out)
+        _score_folder(_scorer(model), data, out, expected)
     elif images:
         if patient is None or exam_date is None or out is not None:
             fail("IMAGE... needs --patient and --date (and no --out)", EXIT_BAD_ARGUMENT)
@@ -136,11 +139,11 @@ def score(model: Path, data: Path | None, out: Path | None, images: tuple[Path, 
         fail("give --data DIR --out SCORES.csv, or IMAGE... --patient ID --date D --registry DIR", EXIT_BAD_ARGUMENT)
 
 
-def _score_folder(scorer, data: Path, out: Path) -> None:
+def _score_folder(scorer, data: Path, out: Path, expected: bool) -> None:
     from rxpredict.imaging.layout import ra2_dream_mapping
 
     try:
-        table, films = scorer.score_folder(_unscored(data))
+        table, films = scorer.score_folder(_unscored(data), expected=expected)
     except ImagingDataError as e:
         _invalid(e)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,9 @@ def test_score_a_folder_into_the_training_csvs_columns(films, model, tmp_path):
     assert table.columns == ra2_dream_mapping().csv_columns and table.height == 4
     for c in ra2_dream_mapping().columns:
         assert table[c.column].is_between(0, c.maximum).all()
+    result = run("score", "--model", model, "--data", films, "--out", tmp_path / "expected.csv", "--expected")
+    assert result.exit_code == 0, result.output
+    assert pl.read_csv(tmp_path / "expected.csv")["LH_mcp_E__2"].dtype == pl.Float64
 
 
 def _films_of(films, patient: str = "SYN00001"):

@@ -70,6 +70,7 @@ def test_constant_offset_gives_that_rmse():
     assert m.total_rmse(TRUTH, predicted, "Overall_erosion") == pytest.approx(22.0, **APPROX)
     assert m.weighted_total_rmse(TRUTH, predicted) == pytest.approx(43.0, **APPROX)
     assert m.summary(TRUTH, predicted)["rmse_joint"] == pytest.approx(0.5, **APPROX)
+    assert m.summary(TRUTH, predicted)["mean_error_total"] == pytest.approx(43.0, **APPROX)
 
 
 def test_per_joint_ratio_by_column():

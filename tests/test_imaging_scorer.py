@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from rxpredict.imaging.geometry import place
 from rxpredict.imaging.layout import ra2_dream_mapping, read_folder, read_image
 from rxpredict.imaging.networks import CropScorer, decode_heatmaps, expected_scores, heatmap_target, ordinal_loss
 from rxpredict.imaging.persist import load_scorer, save_scorer
-from rxpredict.imaging.scorer import RadiographScorer, area_maxima, areas, region_areas, whole_scores
+from rxpredict.imaging.scorer import RadiographScorer, area_maxima, areas, region_areas
 from rxpredict.schemas import load_contract
 from tests.imaging_support import TINY, tiny_films, tiny_scorer
 
@@ -38,6 +39,10 @@ def test_folder_scores_have_the_training_columns_and_stay_in_range(films, scorer
     for total, kinds in mapping.totals.items():
         parts = sum(table[c.column] for c in mapping.columns if c.score in kinds)
         assert (table[total] == parts).all()
+    expected, _ = scorer.score_folder(read_folder(films), expected=True)
+    assert expected.columns == mapping.csv_columns and expected["LH_mcp_E__2"].dtype == pl.Float64
+    assert ((expected.drop("Patient_ID") - table.drop("Patient_ID").cast(pl.Float64)).select(
+        pl.all().abs().max()).row(0)[3:] <= (0.506,) * 86)       # whole scores are the nearest ones
     film = scored["SYN00001"]["LH"]
     assert {j.joint for j in film.joints} == set(mapping.joints_of("LH"))
     assert all(0 <= j.x < 128 and 0 <= j.y < 160 for j in film.joints)
@@ -173,23 +178,9 @@ def test_reader_corrections_are_kept_as_reader_rows(films, scorer):
     assert {r["source"] for j, r in by_joint.items() if j != "left_hand_mcp2"} == {"model"}
 
 
-def test_whole_scores_keep_the_films_total_and_each_areas_range():
-    expected = np.array([0.4, 0.4, 0.4, 4.9, 0.0, 2.5])
-    maxima = np.array([5, 5, 5, 5, 0, 4])
-    whole = whole_scores(expected, maxima)
-    assert whole.sum() == round(expected.sum()) and whole[4] == 0
-    assert (np.abs(whole - expected) < 1).all() and (whole <= maxima).all()
-    assert list(whole_scores(np.array([3.99, 0.2]), np.array([4, 0]))) == [4, 0]
-
-
-def test_a_crop_is_read_with_its_own_films_other_crops_only():
-    net = CropScorer(torch.from_numpy(area_maxima()), width=4).eval()
-    crops, area = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 0, 1])
-    with torch.no_grad():
-        together = net(crops, area, torch.tensor([0, 0, 1, 1]))
-        first_alone = net(crops[:2], area[:2], torch.tensor([0, 0]))
-        mixed = net(crops, area, torch.tensor([0, 0, 0, 0]))
-    finite = torch.isfinite(first_alone)
-    batching = (together[:2] - first_alone)[finite].abs().max()      # float noise of another batch size only
-    context = (together[:2] - mixed[:2])[finite].abs().max()           # another film's crops beside them
-    assert batching < 1e-5 and context > 10 * batching
+def test_ordinal_loss_weights_each_crop():
+    logits = torch.tensor([[[0.5, -1.0]], [[1.5, 0.2]]])
+    scores = torch.tensor([[1], [2]])
+    each = [ordinal_loss(logits[i:i + 1], scores[i:i + 1]) for i in range(2)]
+    weighted = ordinal_loss(logits, scores, torch.tensor([0.5, 1.0]))
+    assert torch.isclose(weighted, (0.5 * each[0] + each[1]) / 2)

@@ -16,18 +16,19 @@ from rxpredict.imaging.layout import Ra2DreamFolder
 from rxpredict.imaging.scorer import RadiographScorer
 
 
-def evaluate(scorer: RadiographScorer, folder: Ra2DreamFolder,
-             patients: Iterable[str] | None = None) -> tuple[dict[str, Any], pl.DataFrame]:
+def evaluate(scorer: RadiographScorer, folder: Ra2DreamFolder, patients: Iterable[str] | None = None, *,
+             expected: bool = False) -> tuple[dict[str, Any], pl.DataFrame]:
     """Score ``folder`` (or only ``patients`` of it) and compare with its score CSV and landmark files.
 
     Returns :func:`metrics.summary` (landmark figures where the films have
-    landmark files) and, per joint area and kind, RMSE, SD, RMSE/SD, ICC and SDD.
+    landmark files) and, per joint area and kind, RMSE, SD, RMSE/SD, ICC and
+    SDD: of the whole scores, or with ``expected`` of the expected ones.
     """
     if patients is not None:
         folder = folder.only(patients)
     if folder.scores is None or folder.scores.height == 0:
         raise ImagingDataError([f"{folder.folder}: no scored patients to evaluate on"])
-    predicted, films = scorer.score_folder(folder)
+    predicted, films = scorer.score_folder(folder, expected=expected)
     id_column = predicted.columns[0]
     truth = folder.scores.filter(pl.col(id_column).is_in(predicted[id_column].to_list()))
     marks = folder.landmarks_by_film()

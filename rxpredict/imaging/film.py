@@ -53,12 +53,13 @@ class FilmScore:
         """The film's erosion or JSN total."""
         return sum(j.score(kind) or 0 for j in self.joints)
 
-    def columns(self) -> dict[str, int]:
-        """This film's RA2-DREAM score columns (``LH_mcp_E__2`` -> score)."""
-        by_area = {(j.joint, kind): j.score(kind) for j in self.joints for kind in KINDS}
+    def columns(self, expected: bool = False) -> dict[str, float]:
+        """This film's RA2-DREAM score columns (``LH_mcp_E__2`` -> score): whole scores, or the expected ones."""
+        by_area = {(j.joint, kind): getattr(j, f"{kind}_expected") if expected else j.score(kind)
+                   for j in self.joints for kind in KINDS}
         part = ra2_dream_mapping().part(self.suffix)
         prefix = f"{part.side}_{part.region}_"
-        return {c.column: int(by_area[(c.joint, c.score)]) for c in ra2_dream_mapping().columns
+        return {c.column: by_area[(c.joint, c.score)] for c in ra2_dream_mapping().columns
                 if c.joint.startswith(prefix)}
 
 

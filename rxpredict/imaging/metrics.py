@@ -370,6 +370,7 @@ def summary(truth: pl.DataFrame, predicted: pl.DataFrame, true_landmarks: Mappin
         "share_columns_rmse_le_half_sd": (float((columns["rmse_over_sd"] <= 0.5).mean())
                                           if columns.height else None),
         "rmse_total": total_rmse(truth, predicted),
+        "mean_error_total": float(np.mean(p - t)),
         "weighted_rmse_total": weighted_total_rmse(truth, predicted),
         "icc_total": icc(t, p),
         "sdd_total": sdd(t, p),

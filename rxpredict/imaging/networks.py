@@ -60,10 +60,12 @@ class Locator(nn.Module):
         self.dec3 = _conv(8 * w, 4 * w)
         self.dec2 = _conv(6 * w, 2 * w)
         self.head = nn.Conv2d(2 * w, n_landmarks, 1)
+        self.to(memory_format=torch.channels_last)  # oneDNN's faster layout for convolutions on the CPU
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         n, _, h, w = image.shape
         x = torch.cat([standardise(image), coordinate_channels(n, h, w, image.device)], dim=1)
+        x = x.contiguous(memory_format=torch.channels_last)
         e1 = self.enc1(x)                       # H
         e2 = self.enc2(F.max_pool2d(e1, 2))     # H/2
         e3 = self.enc3(F.max_pool2d(e2, 2))     # H/4
@@ -128,17 +130,18 @@ class CropScorer(nn.Module):
         # threshold k of (area, kind) = first + sum of softplus(steps) up to k: increasing in k
         self.first = nn.Parameter(torch.zeros(n_areas, n_kinds, 1))
         self.steps = nn.Parameter(torch.zeros(n_areas, n_kinds, max(n_thresholds - 1, 0)))
+        self.features.to(memory_format=torch.channels_last)  # about twice as fast on the CPU
 
     def thresholds(self) -> torch.Tensor:
         return torch.cat([self.first, self.first + torch.cumsum(F.softplus(self.steps) + 0.05, dim=-1)], dim=-1)
 
     def forward(self, crops: torch.Tensor, areas: torch.Tensor, films: torch.Tensor) -> torch.Tensor:
         """``films`` numbers each crop's film (0, 1, ... within the call); crops of one film are read together."""
-        f = self.features(standardise(crops))
+        f = self.features(standardise(crops).contiguous(memory_format=torch.channels_last))
         pooled = torch.cat([f.mean(dim=(-2, -1)), f.amax(dim=(-2, -1))], dim=1)
         n_films = int(films.max()) + 1 if len(films) else 0
-        context = pooled.new_zeros(n_films, pooled.shape[1]).index_reduce_(0, films, pooled, "mean",
-                                                                            include_self=False)
+        sums = pooled.new_zeros(n_films, pooled.shape[1]).index_add(0, films, pooled)
+        context = sums / torch.bincount(films, minlength=n_films).clamp_min(1)[:, None]
         latent = self.head(torch.cat([pooled, context[films], self.area(areas)], dim=1))   # (crops, kinds)
         logits = latent[..., None] - self.thresholds()[areas]                               # (crops, kinds, K)
         k = torch.arange(logits.shape[-1], device=crops.device)
@@ -146,18 +149,19 @@ class CropScorer(nn.Module):
         return logits.masked_fill(~valid, float("-inf"))
 
 
-def ordinal_loss(logits: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """Mean binary cross-entropy of every valid threshold, P(score > k); scores < 0 (not scored) are left out."""
+def ordinal_loss(logits: torch.Tensor, scores: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy of every valid threshold, P(score > k), each crop's terms times its weight
+    (default 1); scores < 0 (not scored) are left out."""
     k = torch.arange(logits.shape[-1], device=logits.device)
     above = (scores[..., None] > k).to(logits.dtype)
     valid = torch.isfinite(logits) & (scores[..., None] >= 0)
     safe = logits.masked_fill(~valid, 0.0)
-    losses = F.binary_cross_entropy_with_logits(safe, above, reduction="none")
-    return (losses * valid).sum() / valid.sum().clamp_min(1)
+    losses = F.binary_cross_entropy_with_logits(safe, above, reduction="none") * valid
+    if weights is not None:
+        losses = losses * weights[:, None, None]
+    return losses.sum() / valid.sum().clamp_min(1)
 
 
-def expected_scores(logits: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
-    """The expected score per kind, sum over k of P(score > k), after subtracting an optional logit ``shift``."""
-    if shift is not None:
-        logits = logits - shift
+def expected_scores(logits: torch.Tensor) -> torch.Tensor:
+    """The expected score per kind: the sum over k of P(score > k)."""
     return torch.sigmoid(logits).sum(dim=-1)

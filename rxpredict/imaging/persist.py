@@ -19,7 +19,7 @@ from rxpredict.imaging.scorer import REGIONS, RadiographScorer, areas, region_ar
 from rxpredict.schemas import load_contract
 
 KIND = "radiograph_scorer"
-SCORER_FORMAT = 1
+SCORER_FORMAT = 2
 
 
 def save_scorer(scorer: RadiographScorer, directory: str | Path, *, metrics: dict[str, Any] | None = None,
@@ -29,7 +29,6 @@ def save_scorer(scorer: RadiographScorer, directory: str | Path, *, metrics: dic
         raise BundleError("fit the scorer before saving it")
     tensors = {f"locator.{r}.{n}": t for r in REGIONS for n, t in scorer.locators_[r].state_dict().items()}
     tensors |= {f"scorer.{n}": t for n, t in scorer.crop_scorer_.state_dict().items()}
-    tensors["shift"] = scorer.shift_
     config = {
         "kind": KIND, "scorer_format": SCORER_FORMAT, "params": scorer.get_params(), "areas": areas(),
         "regions": {r: region_areas(r) for r in REGIONS}, "training": scorer.training_,
@@ -69,7 +68,6 @@ def load_scorer(directory: str | Path) -> RadiographScorer:
     scorer.crop_scorer_ = scorer.new_crop_scorer()
     scorer.crop_scorer_.load_state_dict(part("scorer."))
     scorer.crop_scorer_.eval()
-    scorer.shift_ = tensors["shift"]
     scorer.training_, scorer.validation_patients_, scorer.history_ = config["training"], config["validation_patients"], {}
     return scorer
 

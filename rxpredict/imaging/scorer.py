@@ -13,9 +13,9 @@ The crop scorer reads the crops of one film together (each crop with the
 mean of its film's crop features), as a reader compares a joint with the
 film's other joints. Most joint areas score 0: films with any damage are
 seen ``oversample`` times per epoch, so the rarer scores shape the features
-as much as the zeros do; the shift this sampling gives each threshold's odds
-is undone at prediction (a label-shift correction), so expected scores stay
-calibrated.
+more often, each time with weight ``1 / oversample`` (importance weighting),
+so that the loss is still that of the training films as they are and
+expected scores stay calibrated.
 
 Example
 -------
@@ -74,23 +74,6 @@ def area_maxima() -> np.ndarray:
     return maxima
 
 
-def whole_scores(expected: np.ndarray, maxima: np.ndarray) -> np.ndarray:
-    """Whole scores of a film's areas for one kind, each its expected score rounded down or up, whose sum is the
-    rounded sum of the expected scores (largest-remainder rounding).
-
-    Rounding each area on its own would lose the many small expectations of a
-    damaged film (0.4 everywhere rounds to 0 everywhere) and bias its total;
-    areas not scored for the kind (maximum 0) stay 0.
-    """
-    expected = np.clip(np.where(maxima > 0, expected, 0.0), 0, maxima)
-    whole = np.floor(expected).astype(np.int64)
-    missing = int(np.round(expected.sum())) - int(whole.sum())
-    room = np.flatnonzero(whole < maxima)
-    order = room[np.argsort(-(expected - whole)[room], kind="stable")]
-    whole[order[:max(missing, 0)]] += 1
-    return whole
-
-
 # --- films on the canvas ----------------------------------------------------------------------------------------------
 
 
@@ -140,7 +123,7 @@ class RadiographScorer(ParamsMixin):
 
     def __init__(self, *, canvas_size: tuple[int, int] = (512, 640), locator_size: tuple[int, int] = (96, 120),
                  crop_pixels: int = 64, crop_scales: tuple[int, ...] = (1, 2), width: int = 16,
-                 locator_width: int = 12, locator_epochs: int = 12, scorer_epochs: int = 30, patience: int = 4,
+                 locator_width: int = 12, locator_epochs: int = 12, scorer_epochs: int = 40, patience: int = 6,
                  locator_batch: int = 16, scorer_batch: int = 8,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, heatmap_sigma: float = 1.0,
                  oversample: int = 2, validation_fraction: float = 0.15, seed: int = 0,
@@ -281,7 +264,7 @@ class RadiographScorer(ParamsMixin):
         self.history_[f"locator_{region}"] = train_early_stopping(
             network, loss, [images, points, present], train_idx, val_idx, rng, epochs=self.locator_epochs,
             batch_size=self.locator_batch, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-            patience=self.patience, description=f"locating {region} joints", progress=self.progress)
+            patience=self.patience, description=f"locating {region} joints", progress=self.progress, anneal=True)
         return network
 
     def _complete_landmarks(self, region: str, films: _Films) -> np.ndarray:
@@ -357,42 +340,24 @@ class RadiographScorer(ParamsMixin):
         train_idx, val_idx = np.flatnonzero(~validation), np.flatnonzero(validation)
         if len(val_idx) == 0:
             val_idx = train_idx
-        damaged = (data[2][train_idx] > 0).any(dim=(1, 2)).numpy()
-        sampled = np.concatenate([train_idx] + [train_idx[damaged]] * (self.oversample - 1))
+        damaged = (data[2] > 0).any(dim=(1, 2))
+        sampled = np.concatenate([train_idx] + [train_idx[damaged[train_idx].numpy()]] * (self.oversample - 1))
+        weight = torch.where(damaged, 1 / self.oversample, 1.0)
         network = self.new_crop_scorer()
 
         def loss(net: CropScorer, batch: list[torch.Tensor]) -> torch.Tensor:
-            patches, area, scores, valid = batch
+            patches, area, scores, valid, film_weight = batch
             film = torch.arange(len(valid))[:, None].expand_as(valid)[valid]
             crops = self._crops(patches[valid], training=net.training)
-            return ordinal_loss(net(crops, area[valid], film), scores[valid])
+            # oversampled films count 1 / oversample each time while training; validation films count once
+            weights = film_weight[film] if net.training else None
+            return ordinal_loss(net(crops, area[valid], film), scores[valid], weights)
 
         self.history_["scorer"] = train_early_stopping(
-            network, loss, data, sampled, val_idx, rng, epochs=self.scorer_epochs, batch_size=self.scorer_batch,
-            learning_rate=self.learning_rate, weight_decay=self.weight_decay, patience=self.patience,
-            description="scoring joint areas", progress=self.progress)
+            network, loss, [*data, weight], sampled, val_idx, rng, epochs=self.scorer_epochs,
+            batch_size=self.scorer_batch, learning_rate=self.learning_rate, weight_decay=self.weight_decay,
+            patience=self.patience, description="scoring joint areas", progress=self.progress, anneal=True)
         self.crop_scorer_ = network
-        area, scores, valid = data[1].numpy(), data[2].numpy(), data[3].numpy()
-        self.shift_ = torch.from_numpy(self._label_shift(area[sampled][valid[sampled]], scores[sampled][valid[sampled]],
-                                                         area[train_idx][valid[train_idx]],
-                                                         scores[train_idx][valid[train_idx]]))
-
-    def _label_shift(self, area_sampled: np.ndarray, scores_sampled: np.ndarray, area_train: np.ndarray,
-                     scores_train: np.ndarray) -> np.ndarray:
-        """Per area, kind and threshold: log odds of score > k as sampled minus as in the training patients."""
-        maxima = area_maxima()
-        shift = np.zeros((*maxima.shape, int(maxima.max())), dtype=np.float32)
-
-        def log_odds(area: np.ndarray, scores: np.ndarray, a: int, kind: int, k: int) -> float:
-            s = scores[area == a, kind]
-            s = s[s >= 0]
-            return float(np.log(((s > k).sum() + 0.5) / ((s <= k).sum() + 0.5)))
-
-        for a, kind in np.argwhere(maxima > 0):
-            for k in range(maxima[a, kind]):
-                shift[a, kind, k] = (log_odds(area_sampled, scores_sampled, a, kind, k)
-                                     - log_odds(area_train, scores_train, a, kind, k))
-        return shift
 
     # --- scoring ----------------------------------------------------------------------------------------------------
 
@@ -428,7 +393,7 @@ class RadiographScorer(ParamsMixin):
             n = len(patches) // len(index)
             area, film = index.repeat(n), torch.arange(n).repeat_interleave(len(index))
             logits = network(self._crops(patches, training=False), area, film)
-            expected.append(expected_scores(logits, self.shift_[area]).numpy().reshape(n, len(index), len(KINDS)))
+            expected.append(expected_scores(logits).numpy().reshape(n, len(index), len(KINDS)))
         return np.concatenate(expected)
 
     def _film_score(self, region: str, suffix: str, placement: Placement, points: np.ndarray,
@@ -437,19 +402,25 @@ class RadiographScorer(ParamsMixin):
         maxima = area_maxima()[[vocabulary.index(name) for name in region_areas(region)]]
         side = ra2_dream_mapping().part(suffix).side
         at = placement.to_film(points)
-        whole = np.stack([whole_scores(expected[:, k], maxima[:, k]) for k in range(len(KINDS))], axis=1)
         joints = []
         for j, name in enumerate(region_areas(region)):
             top = maxima[j]
             value = [None if top[k] == 0 else float(expected[j, k]) for k in range(len(KINDS))]
-            score = [None if top[k] == 0 else int(whole[j, k]) for k in range(len(KINDS))]
+            # the whole score nearest the expected one: the whole number of least expected squared error
+            score = [None if v is None else int(np.clip(np.round(v), 0, top[k])) for k, v in enumerate(value)]
             joints.append(JointScore(f"{side}_{name}", round(float(at[j, 0]), 1), round(float(at[j, 1]), 1),
                                      score[0], score[1], value[0], value[1], int(top[0]) or None, int(top[1]) or None))
         return FilmScore(suffix, placement.shape, tuple(joints))
 
-    def score_folder(self, folder: Ra2DreamFolder) -> tuple[pl.DataFrame, dict[str, dict[str, FilmScore]]]:
+    def score_folder(self, folder: Ra2DreamFolder, *,
+                     expected: bool = False) -> tuple[pl.DataFrame, dict[str, dict[str, FilmScore]]]:
         """Score every patient of a folder: the RA2-DREAM score table (one row per patient whose four films are
-        all there) and every film's :class:`FilmScore` by patient and part."""
+        all there) and every film's :class:`FilmScore` by patient and part.
+
+        The table holds whole scores, as a reader's; with ``expected`` the
+        model's expected scores instead (two decimals, as RA2-DREAM
+        predictions were), which have the smaller error per joint area.
+        """
         mapping = ra2_dream_mapping()
         scored: dict[str, dict[str, FilmScore]] = {}
         patients = sorted(folder.images)
@@ -461,9 +432,11 @@ class RadiographScorer(ParamsMixin):
         for patient, films in scored.items():
             if len(films) < len(mapping.parts):
                 continue
-            columns = {k: v for f in films.values() for k, v in f.columns().items()}
+            columns = {k: v for f in films.values() for k, v in f.columns(expected=expected).items()}
             totals = {t: sum(columns[c.column] for c in mapping.columns if c.score in kinds)
                       for t, kinds in mapping.totals.items()}
             rows.append({mapping.id_column: patient, **totals, **columns})
-        schema = {c: (pl.String if c == mapping.id_column else pl.Int64) for c in mapping.csv_columns}
-        return pl.DataFrame(rows, schema=schema), scored
+        kind = pl.Float64 if expected else pl.Int64
+        schema = {c: (pl.String if c == mapping.id_column else kind) for c in mapping.csv_columns}
+        table = pl.DataFrame(rows, schema=schema)
+        return (table.with_columns(pl.exclude(mapping.id_column).round(2)) if expected else table), scored

@@ -36,7 +36,7 @@ def train_early_stopping(network: torch.nn.Module, loss: Callable[[torch.nn.Modu
                          data: Sequence[torch.Tensor], train_idx: np.ndarray, val_idx: np.ndarray,
                          rng: np.random.Generator, *, epochs: int, batch_size: int, learning_rate: float,
                          weight_decay: float, patience: int, description: str,
-                         progress: bool = True) -> list[tuple[int, float, float]]:
+                         progress: bool = True, anneal: bool = False) -> list[tuple[int, float, float]]:
     """Train ``network`` in place; it ends at its best validation epoch, in eval mode.
 
     ``loss(network, batch)`` gets the rows of every tensor in ``data``; training
@@ -44,12 +44,15 @@ def train_early_stopping(network: torch.nn.Module, loss: Callable[[torch.nn.Modu
     Returns the history: (epoch, mean training loss, validation loss). A
     network with a ``param_groups(learning_rate, weight_decay)`` method sets
     its own groups (a part that learns at another rate, say). The callback of
-    an enclosing :func:`epoch_listener` hears of every epoch.
+    an enclosing :func:`epoch_listener` hears of every epoch. With ``anneal``
+    the learning rate falls along a cosine from ``learning_rate`` to 0 over
+    ``epochs`` (the last epochs then average out the noise of the batches).
     """
     listener = _LISTENER.get()
     groups = (network.param_groups(learning_rate, weight_decay) if hasattr(network, "param_groups")
               else network.parameters())
     optimiser = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=epochs) if anneal else None
     best, best_state, stale, history = np.inf, None, 0, []
     val = torch.from_numpy(np.asarray(val_idx))
     bar = tqdm(range(epochs), desc=description, disable=not progress)
@@ -64,6 +67,8 @@ def train_early_stopping(network: torch.nn.Module, loss: Callable[[torch.nn.Modu
             value.backward()
             optimiser.step()
             losses.append(value.item())
+        if schedule is not None:
+            schedule.step()
         network.eval()
         with torch.no_grad():
             val_loss = loss(network, [d[val] for d in data]).item()
