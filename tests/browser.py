@@ -171,6 +171,19 @@ def enter_visit(page: Page, patient: str, date_digits: str) -> None:
     fill_number(page, "Pain [mm (0-100 VAS)]", "50")
 
 
+def score_films(page: Page, films: list[Path]) -> Locator:
+    """On the Visit entry page: upload ``films`` on the "Score radiographs" tab and wait for every film's scores
+    drawn on it; returns the first film's picture."""
+    page.get_by_text("Scored radiographs at this visit").click()
+    page.get_by_role("tab", name="Score radiographs").click()
+    page.locator('[class*="st-key-visit_films"] input[type="file"]').set_input_files([str(f) for f in films])
+    pictures = page.locator('[data-testid="stImage"]')
+    for i in range(len(films)):
+        pictures.nth(i).wait_for(timeout=60_000)
+    settle(page)
+    return pictures.first
+
+
 def open_comparison(page: Page, patient: str, date_digits: str) -> float:
     """On the Therapy comparison page, open ``patient`` at the date; seconds from choosing the patient until the
     page is complete: the table, the retention curves, the SHAP waterfall and the report button (the page's

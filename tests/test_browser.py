@@ -19,11 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from rxpredict.cli import main
+from rxpredict.imaging.installed import IMAGING_MODEL_ENV
+from rxpredict.imaging.persist import save_scorer
 from rxpredict.report import percent
-from rxpredict.store import auth
+from rxpredict.store import auth, records
 from rxpredict.store.demo import build_demo, ensure_demo_model
 from rxpredict.store.migrate import open_store
 from rxpredict.store.records import search_patients
+from tests.imaging_support import tiny_films, tiny_scorer
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "browser"
 REQUIRED = bool(os.environ.get("RXPREDICT_REQUIRE_BROWSER"))
@@ -45,9 +48,11 @@ def _browser_or_skip():
 
 @pytest.fixture()
 def demo(tmp_path, monkeypatch):
-    """A demo home: 300 simulated patients, a small active model, logins per role."""
+    """A demo home: 300 simulated patients, a small active model, a tiny radiograph scorer, logins per role."""
     monkeypatch.setenv("RXPREDICT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("RXPREDICT_DATABASE_URL", raising=False)
+    films = tiny_films(tmp_path / "films", seed=5, patients=2)
+    monkeypatch.setenv(IMAGING_MODEL_ENV, str(save_scorer(tiny_scorer(films), tmp_path / "scorer")))
     made = build_demo(patients=300, monitor=False, model=False, scorer=False)
     engine = open_store(made.url)
     version, _ = ensure_demo_model(engine, members=2, epochs=3)
@@ -69,6 +74,8 @@ def test_staff_enter_a_visit_and_the_comparison_shows_what_rxpredict_compare_giv
         browser.shot(page, SCREENSHOTS, "02-patients")
         browser.enter_visit(page, patient, f"{visit_day:%Y%m%d}")
         browser.shot(page, SCREENSHOTS, "03-visit-entry")
+        browser.score_films(page, sorted((tmp_path / "films").glob("SYN00001-*.jpg")))
+        browser.shot(page, SCREENSHOTS, "03-visit-films")
         page.get_by_role("button", name="Save visit").click()
         page.get_by_text(f"Saved the visit of {patient}").wait_for(timeout=30_000)
         browser.shot(page, SCREENSHOTS, "04-visit-saved")
@@ -85,6 +92,8 @@ def test_staff_enter_a_visit_and_the_comparison_shows_what_rxpredict_compare_giv
         every_page = browser.shoot_every_page(page, SCREENSHOTS, "06-admin")
 
     assert not any("No visit in the 90 days" in w for w in warnings)  # the visit just entered is the baseline
+    exam = records.patient_tables(open_store(made.url), patient)["imaging"].filter(pl.col("exam_date") == visit_day)
+    assert exam.height == 56 and set(exam["source"]) == {"model"}  # the four films' areas, as the scorer read them
     expected = _compare(made.url, version.path, patient, visit_day, tmp_path)
     header, rows = shown[0], shown[1:]
     assert header[:2] == ["option", "P(response)"] and len(rows) == expected.height
@@ -95,7 +104,7 @@ def test_staff_enter_a_visit_and_the_comparison_shows_what_rxpredict_compare_giv
         assert row[header.index("stop within 1 year")] == percent(want["p_stop_1y"])
     assert seconds < 30  # the timing itself is a benchmark (benchmarks/bench_compare_page.py), not a test
     assert len(every_page) == len(auth.PAGE_ROLES)  # an admin opens every page
-    assert len(list(SCREENSHOTS.glob("*.png"))) == 5 + len(every_page)
+    assert len(list(SCREENSHOTS.glob("*.png"))) == 6 + len(every_page)
 
 
 def _compare(url: str, model: Path, patient: str, at: dt.date, tmp_path: Path) -> pl.DataFrame:
