@@ -2,7 +2,8 @@
 
 Starts the clinic app on the demo database (``make run``'s, in a temporary
 folder), signs in as the demo clinic-staff user, registers a patient, fills a
-visit and opens the timeline, saving a PNG at each step into ``docs/img/``.
+visit (and has the demo radiograph scorer read a synthetic hand film) and opens
+the timeline, saving a PNG at each step into ``docs/img/``.
 Then, on the Monitoring page, it scores each of the last days with wearable
 data in turn, as a clinic scoring every day would, and shows the open alerts
 and the wearable streams of the patient with the highest-risk alert. Last, it
@@ -34,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rxpredict.store.alerts import MONITOR_MODEL_ENV  # noqa: E402
 from rxpredict.store.demo import build_demo  # noqa: E402
 from rxpredict.store.migrate import open_store  # noqa: E402
+from rxpredict.imaging.synth import synthesize  # noqa: E402
 from tests.browser import (CHROMIUM, choose, enter_visit, fill_date, fill_number, open_comparison,  # noqa: E402
-                           region_shot, served, settle, sign_in, sign_out)
+                           region_shot, score_films, served, settle, sign_in, sign_out)
 from tests.browser import shot as shot_in  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +126,10 @@ def clinic_staff(page: Page, url: str, login: tuple[str, str], home: Path) -> No
     shot(page, "clinic-04-visit-invalid-value")
     fill_number(page, "Pain [mm (0-100 VAS)]", "50")
     shot(page, "clinic-05-visit-scores")
+    with tempfile.TemporaryDirectory(prefix="rxpredict-films-") as films:
+        synthesize(1, Path(films) / "films", seed=13)
+        picture = score_films(page, sorted((Path(films) / "films").glob("*-LH.jpg")))
+        region(page, "clinic-05b-visit-films", page.get_by_text("Score radiographs").last, picture)
     page.get_by_role("button", name="Save visit").click()
     page.get_by_text("Saved the visit of NEW-0001").wait_for()
     shot(page, "clinic-06-visit-saved")
