@@ -193,6 +193,9 @@ def _score_images(scorer, images: tuple[Path, ...], patient: str, exam_date: dt.
         where = "the database"
     for film in films:
         click.echo(f"{film.suffix}: erosion {film.total('erosion')}, JSN {film.total('jsn')}")
+        if film.unsure():
+            click.echo(f"  the scorer was unsure where these areas are; check them: {', '.join(film.unsure())}",
+                       err=True)
     click.echo(f"added {len(rows)} imaging rows of {patient} on {exam_date} to {where} (source = model)")
 
 

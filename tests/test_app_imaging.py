@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sys
 
 import numpy as np
 import pandas as pd
@@ -229,3 +230,17 @@ def test_a_real_scorer_scores_uploaded_films_and_the_rows_are_saved(db, tmp_path
     assert not errors(at), errors(at)
     saved = exam(db, day)
     assert saved.height == 56 and set(saved["source"]) == {"model"}
+
+
+def test_areas_the_locator_was_unsure_of_are_named_for_the_reader(db, scorer, monkeypatch):
+    import dataclasses
+
+    original = film_of
+
+    def unsure_first(suffix, shape):
+        film = original(suffix, shape)
+        return dataclasses.replace(film, joints=(dataclasses.replace(film.joints[0], located=0.1), *film.joints[1:]))
+
+    monkeypatch.setattr(sys.modules[__name__], "film_of", unsure_first)
+    at = visit_with_films(db, dt.date(2026, 7, 10), [("P1-LH.png", png(1), "image/png")])
+    assert any("unsure where these areas are" in w.value and "left hand mcp1" in w.value for w in at.warning)

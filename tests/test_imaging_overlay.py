@@ -1,6 +1,7 @@
 """The scored-film overlay: a PNG of the film's size with each joint area coloured by its score."""
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -67,3 +68,15 @@ def test_areas_not_scored_for_the_kind_are_grey():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="erosion"):
         overlay_png(np.zeros((10, 10)), film_of("LH", (10, 10)), kind="total")
+
+
+def test_an_area_the_locator_was_unsure_of_gets_a_white_ring():
+    shape = (320, 256)
+    film = film_of("LH", shape)
+    first = dataclasses.replace(film.joints[0], located=0.2)
+    unsure = dataclasses.replace(film, joints=(first, *film.joints[1:]))
+    plain, ringed = (np.asarray(Image.open(io.BytesIO(overlay_png(np.zeros(shape), f)))).astype(int)
+                     for f in (film, unsure))
+    changed = np.argwhere((plain != ringed).any(axis=-1))
+    assert len(changed) and (np.abs(changed - [first.y, first.x]).max(axis=1) < 40).all()  # only around it
+    assert ringed.max(axis=(0, 1)).min() == 255  # white drawn

@@ -11,7 +11,7 @@ import torch
 from rxpredict.bundle import write_bundle
 from rxpredict.exceptions import BundleError, ImagingDataError
 from rxpredict.imaging.augment import Pose, move_points, random_affine, warp
-from rxpredict.imaging.film import imaging_rows
+from rxpredict.imaging.film import FilmScore, JointScore, imaging_rows
 from rxpredict.imaging.geometry import place
 from rxpredict.imaging.layout import ra2_dream_mapping, read_folder, read_image
 from rxpredict.imaging.networks import CropScorer, decode_heatmaps, expected_scores, heatmap_target, ordinal_loss
@@ -184,3 +184,13 @@ def test_ordinal_loss_weights_each_crop():
     each = [ordinal_loss(logits[i:i + 1], scores[i:i + 1]) for i in range(2)]
     weighted = ordinal_loss(logits, scores, torch.tensor([0.5, 1.0]))
     assert torch.isclose(weighted, (0.5 * each[0] + each[1]) / 2)
+
+
+def test_the_locator_says_how_sure_it_is_of_each_place(films, scorer):
+    film = scorer.score_film(read_image(films / "SYN00001-RH.jpg"), "RH")
+    assert all(0 <= j.located <= 1 for j in film.joints)
+    assert film.unsure() == [j.joint for j in film.joints if j.located < 0.5]
+    sure = JointScore("right_hand_mcp2", 1, 1, 0, 0, 0.0, 0.0, 5, 4, located=0.95)
+    unsure = JointScore("right_hand_mcp3", 1, 1, 0, 0, 0.0, 0.0, 5, 4, located=0.2)
+    assert not sure.unsure and unsure.unsure
+    assert FilmScore("RH", (10, 10), (sure, unsure)).unsure() == ["right_hand_mcp3"]

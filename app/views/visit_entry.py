@@ -229,6 +229,10 @@ def film_tab(visit_date) -> tuple[list[dict] | None, list[str]]:
                             format_func=lambda k: "JSN" if k == "jsn" else k)
             st.image(scored["png"][kind], caption=f"The model's {'JSN' if kind == 'jsn' else kind} scores: "
                                                   "green 0, amber, red the area's maximum; grey not scored")
+            if unsure := film.unsure():
+                titles = {a.joint: a.title for a in svdh_areas()}
+                st.warning("The scorer was unsure where these areas are (ringed, marked ?): "
+                           f"{', '.join(titles[j] for j in unsure)}. Check them on the film before confirming.")
         with grid:
             corrections.update(film_grid(film, scored["id"]))
         films.append(film)

@@ -16,6 +16,8 @@ from rxpredict.imaging.layout import ra2_dream_mapping
 
 #: The two scores of a joint area, as in the imaging table.
 KINDS = ("erosion", "jsn")
+#: Below this share of its heat map near the centre found, the locator was unsure where the area is.
+UNSURE_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,9 @@ class JointScore:
     ``erosion``/``jsn`` are whole scores within the area's maximum, or None
     where the area is not scored for that kind; ``*_expected`` are the
     model's expected (mean) scores, for display and for totals with decimals.
+    ``located`` is the share of the locator's heat map within two cells of
+    the centre (0..1; None when not known): on films like the training
+    films it is above 0.9, on anything else far lower.
     """
 
     joint: str
@@ -36,9 +41,15 @@ class JointScore:
     jsn_expected: float | None
     erosion_max: int | None
     jsn_max: int | None
+    located: float | None = None
 
     def score(self, kind: str) -> int | None:
         return getattr(self, kind)
+
+    @property
+    def unsure(self) -> bool:
+        """Whether the locator was unsure where this area is (a reader should check its place on the film)."""
+        return self.located is not None and self.located < UNSURE_BELOW
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,10 @@ class FilmScore:
     suffix: str
     shape: tuple[int, int]
     joints: tuple[JointScore, ...]
+
+    def unsure(self) -> list[str]:
+        """The joint areas whose place the locator was unsure of."""
+        return [j.joint for j in self.joints if j.unsure]
 
     def total(self, kind: str) -> int:
         """The film's erosion or JSN total."""

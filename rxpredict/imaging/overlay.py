@@ -38,7 +38,8 @@ def overlay_png(image: np.ndarray, film: FilmScore, kind: str = "erosion") -> by
 
     Each joint area is a filled circle at its centre, radius scaled to the
     film, coloured by :func:`score_colour`, with its score written beside it
-    (grey and unlabelled where the area is not scored for ``kind``).
+    (grey and unlabelled where the area is not scored for ``kind``). An area
+    whose place the locator was unsure of gets a white ring and a ``?``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -54,8 +55,13 @@ def overlay_png(image: np.ndarray, film: FilmScore, kind: str = "erosion") -> by
         colour = score_colour(score, maximum)
         draw.ellipse((j.x - r, j.y - r, j.x + r, j.y + r), fill=(*colour, FILL_ALPHA), outline=(*colour, 255),
                      width=max(1, r // 4))
-        if score is not None:
-            draw.text((j.x + 1.2 * r, j.y - 1.2 * r), str(score), fill=(*colour, 255), font=font,
+        if j.unsure:
+            ring = 1.5 * r
+            draw.ellipse((j.x - ring, j.y - ring, j.x + ring, j.y + ring), outline=(255, 255, 255, 255),
+                         width=max(1, r // 4))
+        label = ("" if score is None else str(score)) + ("?" if j.unsure else "")
+        if label:
+            draw.text((j.x + 1.2 * r, j.y - 1.2 * r), label, fill=(*colour, 255), font=font,
                       stroke_width=max(1, r // 6), stroke_fill=(0, 0, 0, 255))
     out = io.BytesIO()
     Image.alpha_composite(base, marks).convert("RGB").save(out, format="PNG")

@@ -375,10 +375,10 @@ class RadiographScorer(ParamsMixin):
                 continue
             placed = [place(films[i][0], self.canvas_size, _mirrored(films[i][1])) for i in which]
             canvases = np.stack([_to_uint8(c) for c, _ in placed])
-            points, _ = self._locate(region, canvases)
+            points, located = self._locate(region, canvases)
             expected = self._expected(region, canvases, points)
             for j, i in enumerate(which):
-                result[i] = self._film_score(region, films[i][1], placed[j][1], points[j], expected[j])
+                result[i] = self._film_score(region, films[i][1], placed[j][1], points[j], expected[j], located[j])
         return result
 
     @torch.no_grad()
@@ -397,7 +397,7 @@ class RadiographScorer(ParamsMixin):
         return np.concatenate(expected)
 
     def _film_score(self, region: str, suffix: str, placement: Placement, points: np.ndarray,
-                    expected: np.ndarray) -> FilmScore:
+                    expected: np.ndarray, located: np.ndarray) -> FilmScore:
         vocabulary = areas()
         maxima = area_maxima()[[vocabulary.index(name) for name in region_areas(region)]]
         side = ra2_dream_mapping().part(suffix).side
@@ -409,7 +409,8 @@ class RadiographScorer(ParamsMixin):
             # the whole score nearest the expected one: the whole number of least expected squared error
             score = [None if v is None else int(np.clip(np.round(v), 0, top[k])) for k, v in enumerate(value)]
             joints.append(JointScore(f"{side}_{name}", round(float(at[j, 0]), 1), round(float(at[j, 1]), 1),
-                                     score[0], score[1], value[0], value[1], int(top[0]) or None, int(top[1]) or None))
+                                     score[0], score[1], value[0], value[1], int(top[0]) or None, int(top[1]) or None,
+                                     round(float(located[j]), 3)))
         return FilmScore(suffix, placement.shape, tuple(joints))
 
     def score_folder(self, folder: Ra2DreamFolder, *,
