@@ -157,15 +157,13 @@ def _score_folder(scorer, data: Path, out: Path, expected: bool) -> None:
 
 
 def _unscored(data: Path):
-    """The folder's films, each checked to decode, without its score CSV or landmark files (scoring needs neither)."""
-    from rxpredict.imaging.layout import Ra2DreamFolder, find_images, read_image
+    """The folder's films without its score CSV or landmark files (scoring needs neither); a film that does not
+    decode is named when it is scored, before anything is written."""
+    from rxpredict.imaging.layout import Ra2DreamFolder, find_images
 
     images = find_images(data)
     if not images:
         raise ImagingDataError([f"{data}: no <Patient_ID>-<LH|RH|LF|RF> images"])
-    for parts in images.values():
-        for path in parts.values():
-            read_image(path)
     return Ra2DreamFolder(data, images, {}, None)
 
 
@@ -202,7 +200,7 @@ def _score_images(scorer, images: tuple[Path, ...], patient: str, exam_date: dt.
 def _append_to_registry(directory: Path, rows: list[dict]) -> None:
     import polars as pl
 
-    from rxpredict.registry import RegistryReadError, read_registry, write_registry
+    from rxpredict.registry import RegistryReadError, read_registry, table_files, write_registry
     from rxpredict.schemas import load_contract
 
     try:
@@ -211,7 +209,8 @@ def _append_to_registry(directory: Path, rows: list[dict]) -> None:
         fail(str(e), EXIT_BAD_ARGUMENT)
     except RegistryValidationError as e:
         fail(f"{e}\nrun `rxpredict validate {directory}` for the full report", EXIT_INVALID)
-    schema = load_contract().tables["imaging"].polars_schema
+    contract = load_contract()
+    schema = contract.tables["imaging"].polars_schema
     new = pl.DataFrame(rows, schema=dict(schema))
     stored = registry.tables.get("imaging")
     if stored is not None and stored.height:
@@ -220,7 +219,7 @@ def _append_to_registry(directory: Path, rows: list[dict]) -> None:
             fail(f"{directory}: imaging of {rows[0]['patient_id']} on {rows[0]['exam_date']} is stored already; "
                  "nothing written", EXIT_INVALID)
         new = pl.concat([stored, new])
-    fmt = "csv" if (directory / "visits.csv").exists() else "parquet"
+    fmt = table_files(directory, contract)[0]["visits"].suffix.lstrip(".")  # write the tables as they were read
     try:
         write_registry({**registry.tables, "imaging": new}, directory, format=fmt)
     except RegistryValidationError as e:

@@ -117,3 +117,12 @@ def test_bad_films_and_arguments_are_named(films, model, tmp_path):
     assert result.exit_code == 2 and "not a radiograph scorer bundle" in result.output
     result = run("score", "--model", model)
     assert result.exit_code == 2 and "give --data DIR --out SCORES.csv" in result.output
+
+
+def test_a_folder_with_a_bad_film_is_named_and_no_csv_written(films, model, tmp_path):
+    data = tmp_path / "films"
+    shutil.copytree(films, data)
+    (data / "SYN00002-LH.jpg").write_bytes(b"junk")
+    result = run("score", "--model", model, "--data", data, "--out", tmp_path / "s.csv")
+    assert result.exit_code == 1 and "SYN00002-LH.jpg: not a readable image" in result.output
+    assert not (tmp_path / "s.csv").exists()

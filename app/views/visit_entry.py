@@ -213,6 +213,7 @@ def film_tab(visit_date) -> tuple[list[dict] | None, list[str]]:
             st.error(f"Two films of the {FILM_PARTS[part]} ({part}): {', '.join(names)}. Remove all but one.")
         return None, ["two films of one part"]
     blocking, films, corrections, shown = [], [], {}, set()
+    titles = {a.joint: a.title for a in svdh_areas()}
     for i, upload in enumerate(uploads):
         suffix = parts[i]
         scored = scored_film(scorer, upload.name, upload.getvalue(), suffix)
@@ -230,7 +231,6 @@ def film_tab(visit_date) -> tuple[list[dict] | None, list[str]]:
             st.image(scored["png"][kind], caption=f"The model's {'JSN' if kind == 'jsn' else kind} scores: "
                                                   "green 0, amber, red the area's maximum; grey not scored")
             if unsure := film.unsure():
-                titles = {a.joint: a.title for a in svdh_areas()}
                 st.warning("The scorer was unsure where these areas are (ringed, marked ?): "
                            f"{', '.join(titles[j] for j in unsure)}. Check them on the film before confirming.")
         with grid:
@@ -244,7 +244,6 @@ def film_tab(visit_date) -> tuple[list[dict] | None, list[str]]:
     st.session_state["visit_film_scores"] = {  # forget films no longer uploaded
         k: v for k, v in st.session_state["visit_film_scores"].items() if k in shown}
     rows = film_rows(films, patient_id=patient_id, exam_date=visit_date, corrections=corrections)
-    titles = {a.joint: a.title for a in svdh_areas()}
     for p in check_records({"imaging": rows}):
         if p.rule != "foreign_key" and p.column not in ("patient_id", "exam_date"):  # the visit form checks those
             row = rows[p.row - 1] if p.row else {}

@@ -59,3 +59,14 @@ def place(image: np.ndarray, size: tuple[int, int], mirror: bool) -> tuple[np.nd
 def shrink(canvas: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The canvas at the locator's ``size`` (width, height), averaging over each block of pixels."""
     return np.array(Image.fromarray(canvas).resize(size, Image.Resampling.BOX), dtype=np.float32)
+
+
+def normalised(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pixel points (..., 2) of an image of ``size`` (width, height) in the [-1, 1] coordinates of torch's
+    ``grid_sample`` and ``affine_grid`` with ``align_corners=False``."""
+    return (2 * np.asarray(points, dtype=np.float64) + 1) / np.asarray(size, dtype=np.float64) - 1
+
+
+def pixels(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The inverse of :func:`normalised`."""
+    return ((np.asarray(points, dtype=np.float64) + 1) * np.asarray(size, dtype=np.float64) - 1) / 2

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from rxpredict.exceptions import ImagingDataError
 from rxpredict.imaging.augment import Pose, expose, fixed_zoom, move_points, random_affine, warp
 from rxpredict.imaging.film import KINDS, FilmScore, JointScore
-from rxpredict.imaging.geometry import Placement, place, shrink
+from rxpredict.imaging.geometry import Placement, normalised, pixels, place, shrink
 from rxpredict.imaging.layout import Ra2DreamFolder, ra2_dream_mapping, read_image
 from rxpredict.imaging.networks import (CropScorer, Locator, decode_heatmaps, expected_scores, heatmap_target,
                                         ordinal_loss)
@@ -63,6 +63,12 @@ def areas() -> list[str]:
 def region_areas(region: str) -> list[str]:
     """The areas of one region (``hand`` or ``foot``), which its locator places, in vocabulary order."""
     return [a for a in areas() if a.startswith(f"{region}_")]
+
+
+def region_index(region: str) -> np.ndarray:
+    """Where each area of :func:`region_areas` stands in the vocabulary (:func:`areas`)."""
+    vocabulary = areas()
+    return np.array([vocabulary.index(a) for a in region_areas(region)])
 
 
 def area_maxima() -> np.ndarray:
@@ -222,14 +228,6 @@ class RadiographScorer(ParamsMixin):
         small = [shrink(c.astype(np.float32) / 255, self.locator_size) for c in canvases]
         return torch.from_numpy(np.stack(small)[:, None]) if small else torch.zeros(0, 1, *self.locator_size[::-1])
 
-    def _normalised(self, points: np.ndarray) -> np.ndarray:
-        size = np.array(self.canvas_size, dtype=np.float64)
-        return (2 * points + 1) / size - 1
-
-    def _canvas_points(self, normalised: np.ndarray) -> np.ndarray:
-        size = np.array(self.canvas_size, dtype=np.float64)
-        return ((normalised + 1) * size - 1) / 2
-
     def _fit_locator(self, region: str, films: _Films, validation: np.ndarray, rng: np.random.Generator,
                      given: RadiographScorer | None) -> Locator:
         known = np.isfinite(films.landmarks).all(axis=-1)
@@ -241,7 +239,7 @@ class RadiographScorer(ParamsMixin):
             self.history_[f"locator_{region}"] = []
             return given.locators_[region]
         images = self._locator_inputs(films.canvases)
-        points = torch.from_numpy(np.nan_to_num(self._normalised(films.landmarks)).astype(np.float32))
+        points = torch.from_numpy(np.nan_to_num(normalised(films.landmarks, self.canvas_size)).astype(np.float32))
         present = torch.from_numpy(known)
         train_idx = np.flatnonzero(usable & ~validation)
         val_idx = np.flatnonzero(usable & validation)
@@ -286,12 +284,12 @@ class RadiographScorer(ParamsMixin):
             mass.append(m.numpy())
         if not points:
             return np.zeros((0, len(region_areas(region)), 2)), np.zeros((0, len(region_areas(region))))
-        return self._canvas_points(np.concatenate(points).astype(np.float64)), np.concatenate(mass)
+        return pixels(np.concatenate(points), self.canvas_size), np.concatenate(mass)
 
     def _patches(self, canvases: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
         """Square uint8 patches (films * areas, scales, P, P) centred on each landmark, one channel per crop scale
         (the canvas averaged over ``s`` x ``s`` pixels for scale ``s``)."""
-        n, k, _ = landmarks.shape
+        k = landmarks.shape[1]
         p = self.patch_size
         offsets = np.arange(p) - (p - 1) / 2
         patches = []
@@ -305,8 +303,7 @@ class RadiographScorer(ParamsMixin):
                 xs = centre[:, 0, None, None] + offsets[None, None, :]
                 ys = centre[:, 1, None, None] + offsets[None, :, None]
                 grid = np.stack(np.broadcast_arrays(xs, ys), axis=-1)             # (k, P, P, 2) pixels of the view
-                size = np.array(image.shape[::-1], dtype=np.float64)
-                grid = torch.from_numpy(((2 * grid + 1) / size - 1).astype(np.float32))
+                grid = torch.from_numpy(normalised(grid, image.shape[::-1]).astype(np.float32))
                 source = torch.from_numpy(image)[None, None].expand(k, 1, *image.shape)
                 views.append(F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False))
             patches.append(torch.cat(views, dim=1).round().clamp(0, 255).to(torch.uint8))
@@ -322,8 +319,7 @@ class RadiographScorer(ParamsMixin):
     def _crop_data(self, region: str, films: _Films, slots: int) -> list[torch.Tensor]:
         """Per film, ``slots`` crops (the region's areas, then padding): patches, area indices, scores (-1 where
         not scored) and which slots hold a crop."""
-        vocabulary = areas()
-        index = np.array([vocabulary.index(a) for a in region_areas(region)])
+        index = region_index(region)
         n, k, pad = len(films.keys), len(index), slots - len(index)
         patches = self._patches(films.canvases, films.landmarks)
         patches = patches.view(n, k, len(self.crop_scales), self.patch_size, self.patch_size)
@@ -384,8 +380,7 @@ class RadiographScorer(ParamsMixin):
     @torch.no_grad()
     def _expected(self, region: str, canvases: np.ndarray, points: np.ndarray, batch: int = 16) -> np.ndarray:
         """Expected scores (films, areas, kinds) at the given canvas centres, each film's crops read together."""
-        vocabulary = areas()
-        index = torch.from_numpy(np.array([vocabulary.index(a) for a in region_areas(region)]))
+        index = torch.from_numpy(region_index(region))
         network = self.crop_scorer_.eval()
         expected = []
         for start in range(0, len(canvases), batch):
@@ -398,8 +393,7 @@ class RadiographScorer(ParamsMixin):
 
     def _film_score(self, region: str, suffix: str, placement: Placement, points: np.ndarray,
                     expected: np.ndarray, located: np.ndarray) -> FilmScore:
-        vocabulary = areas()
-        maxima = area_maxima()[[vocabulary.index(name) for name in region_areas(region)]]
+        maxima = area_maxima()[region_index(region)]
         side = ra2_dream_mapping().part(suffix).side
         at = placement.to_film(points)
         joints = []
