@@ -230,6 +230,9 @@ def test_saved_as_json_and_arrays_the_models_predict_identically(fitted, registr
         hazards = (loaded.models_.values() if isinstance(loaded, RetentionModel)
                    else [hazard for _, hazard in loaded.time_models_.values()])
         assert not any(hasattr(h, "fitter_") for h in hazards)  # no lifelines object: it predicts from arrays
+        fitted = (model.models_.values() if isinstance(model, RetentionModel)
+                  else [hazard for _, hazard in model.time_models_.values()])
+        assert [h.interaction_scale_ for h in hazards] == [h.interaction_scale_ for h in fitted]
         before, after = model.predict_options(held), loaded.predict_options(held)
         assert_frame_equal(before.drop(pl.selectors.float()), after.drop(pl.selectors.float()))
         for column in before.select(pl.selectors.float()).columns:
@@ -274,6 +277,39 @@ def test_a_failed_ph_test_compares_cox_with_the_remedy_on_held_out_patients():
     with pytest.raises(ValueError, match="ph_remedy must be one of stratify, weibull_aft"):
         HazardModel(np.full(2, 0.01), ["option_b"], ph_remedy="spline").fit(
             X, duration, np.ones(n, bool), np.ones(n), np.where(option, "b", "a"), np.arange(n).astype(str))
+
+
+def _interaction_data(strength: float, n: int = 2000) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Exponential times whose log hazard is age + strength x age x option b, with 8 idle interactions."""
+    rng = np.random.default_rng(5)
+    option = (rng.random(n) < 0.5).astype(float)
+    X = pd.DataFrame({"age": rng.normal(size=n), "option_b": option})
+    X["b_x_age"] = option * X["age"]
+    for j in range(8):
+        X[f"noise{j}"] = rng.normal(size=n)
+        X[f"b_x_noise{j}"] = option * X[f"noise{j}"]
+    duration = rng.exponential(100 * np.exp(-(X["age"] + strength * X["b_x_age"]).to_numpy()))
+    return X, np.minimum(duration, 150.0) + 0.5, duration < 150.0
+
+
+@pytest.mark.parametrize("strength, scale", [(1.0, 1.0), (0.0, 100.0)])
+def test_the_interactions_shrinkage_is_chosen_on_held_out_patients(strength, scale):
+    X, duration, event = _interaction_data(strength)
+    interactions = [c for c in X.columns if "_x_" in c]
+    model = HazardModel(np.full(X.shape[1], 1.0), ["option_b", *interactions], interaction_scales=(1.0, 10.0, 100.0),
+                        check_days=100).fit(X, duration, event, np.ones(len(X)), np.where(X["option_b"] > 0, "b", "a"),
+                                            np.arange(len(X)).astype(str))
+    assert model.interaction_scale_ == scale  # a real interaction is kept; idle ones are shrunk away
+    assert model.reason_.startswith(f"interactions' penalty x{scale:g} (held-out partial log-likelihood")
+    shrunk = model.lifelines_penalties_[[X.columns.get_loc(c) for c in interactions]]
+    np.testing.assert_allclose(shrunk, scale / len(X))
+    assert model.lifelines_penalties_[X.columns.get_loc("age")] == pytest.approx(1 / len(X))  # main effects as given
+    fixed = HazardModel(np.full(X.shape[1], 1.0), ["option_b", *interactions]).fit(
+        X, duration, event, np.ones(len(X)), np.where(X["option_b"] > 0, "b", "a"), np.arange(len(X)).astype(str))
+    assert fixed.interaction_scale_ == 1.0 and not fixed.reason_.startswith("interactions")
+    with pytest.raises(ValueError, match="interaction_scales must be positive factors"):
+        HazardModel(np.ones(X.shape[1]), ["option_b", *interactions], interaction_scales=(0.0, 1.0)).fit(
+            X, duration, event, np.ones(len(X)), np.where(X["option_b"] > 0, "b", "a"), np.arange(len(X)).astype(str))
 
 
 @pytest.mark.parametrize("choice", CHOICES)

@@ -15,6 +15,13 @@ changes over time, and a remedy is fitted:
   the option (a Weibull with one shape is itself a PH model). Its hazard is
   monotone, so it cannot follow a hazard that peaks early (stops for primary
   inefficacy), and it predicted worse in our benchmark (docs/survival.md).
+Before that, where ``interaction_scales`` offers more than one, the
+shrinkage of the option x covariate interactions is chosen on held-out
+patients: a few hundred events cannot carry 30 interactions at a fixed
+prior (our benchmark: interactions cost 0.005-0.008 of progression C-index),
+but a registry where an option's effect really depends on a covariate keeps
+them. Each scale multiplies the interactions' penalty; the one with the best
+held-out partial log-likelihood (Cox, fitted on the other patients) is kept.
 A failed test says the Cox model is misspecified, not that the remedy
 predicts better, so the two are then compared on a fifth of the patients left
 out (IPCW Brier score at ``check_days``, both fitted on the rest) and the
@@ -36,6 +43,7 @@ model-based one (``robust`` switches lifelines' sandwich on for small data).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,6 +58,13 @@ from rxpredict.survival.predictor import predictor_from
 #: What a HazardModel may end up as (``choice_``), and the remedies it may try where PH fails.
 CHOICES = ("cox", "cox_stratified", "weibull_aft")
 REMEDIES = ("stratify", "weibull_aft")
+
+
+def _held_out(groups: np.ndarray) -> np.ndarray:
+    """Per row, whether its patient is in the fixed fifth of patients held out for the model's own choices."""
+    patients = np.unique(groups)
+    rng = np.random.default_rng(0)
+    return np.isin(groups, rng.choice(patients, size=max(1, len(patients) // 5), replace=False))
 
 
 def scaled_schoenfeld(fitter: CoxPHFitter, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray,
@@ -96,6 +111,8 @@ class HazardModel:
     ph_alpha : family-wise level of the PH test over ``option_terms`` (Bonferroni)
     ph_remedy : "stratify" or "weibull_aft", the model tried where the option terms break PH
     check_days : the time at which Cox and remedy are compared on held-out patients
+    interaction_scales : factors on the penalty of the interactions (option terms with ``_x_``); with more than
+        one, the best on held-out patients is used
     robust : lifelines' sandwich variance (O(n^2): only for small data)
 
     Attributes
@@ -106,16 +123,19 @@ class HazardModel:
     reason_ : str, why
     ph_test_ : polars frame, per design column: test statistic, p and whether it compares options
     n_events_ : int
+    interaction_scale_ : float, the factor on the interactions' penalty that was used
     lifelines_penalties_ : array, the penalties as handed to lifelines
     """
 
     def __init__(self, penalties: np.ndarray, option_terms: list[str], ph_alpha: float = 0.01,
-                 ph_remedy: str = "stratify", check_days: float = 365.0, robust: bool = False) -> None:
+                 ph_remedy: str = "stratify", check_days: float = 365.0,
+                 interaction_scales: Sequence[float] = (1.0,), robust: bool = False) -> None:
         self.penalties = penalties
         self.option_terms = option_terms
         self.ph_alpha = ph_alpha
         self.ph_remedy = ph_remedy
         self.check_days = check_days
+        self.interaction_scales = interaction_scales
         self.robust = robust
 
     def fit(self, X: pd.DataFrame, duration: np.ndarray, event: np.ndarray, weights: np.ndarray,
@@ -127,8 +147,9 @@ class HazardModel:
         self.n_events_ = int(np.sum(event))
         if self.n_events_ < 5:
             raise ValueError(f"only {self.n_events_} events: too few to fit a survival model")
-        self.lifelines_penalties_ = np.asarray(self.penalties, dtype=float) / len(duration)
         data = X.assign(_duration=duration, _event=event.astype(int), _weight=weights, _stratum=stratum)
+        held = _held_out(groups)
+        shrinkage = self._choose_interaction_scale(X, data, held)
         cox = self._fit(data, "cox")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", StatisticalWarning)
@@ -143,22 +164,19 @@ class HazardModel:
         tested = self.ph_test_.filter("compares_options")
         if tested.height == 0:
             self._keep(cox, "cox")
-            self.reason_ = "no option terms to test (one option in training): Cox"
+            self.reason_ = shrinkage + "no option terms to test (one option in training): Cox"
             return self
         worst = tested.sort("p").row(0, named=True)
         adjusted = min(1.0, worst["p"] * tested.height)
         if adjusted >= self.ph_alpha:
             self._keep(cox, "cox")
-            self.reason_ = (f"proportional hazards hold for the {tested.height} option terms (smallest p "
+            self.reason_ = (f"{shrinkage}proportional hazards hold for the {tested.height} option terms (smallest p "
                             f"{worst['p']:.2g} for {worst['term']}, Bonferroni-adjusted {adjusted:.2g} >= "
                             f"{self.ph_alpha}): penalised Cox")
             return self
-        failed = (f"proportional hazards fail for option term {worst['term']} (p {worst['p']:.2g}, "
+        failed = (f"{shrinkage}proportional hazards fail for option term {worst['term']} (p {worst['p']:.2g}, "
                   f"Bonferroni-adjusted {adjusted:.2g} < {self.ph_alpha})")
         remedy = "cox_stratified" if self.ph_remedy == "stratify" else "weibull_aft"
-        rng = np.random.default_rng(0)
-        patients = np.unique(groups)
-        held = np.isin(groups, rng.choice(patients, size=max(1, len(patients) // 5), replace=False))
         scored = held & np.isin(stratum, np.unique(stratum[~held]))  # a stratum needs training rows
         brier = {}
         for choice in ("cox", remedy):
@@ -174,6 +192,28 @@ class HazardModel:
             self._keep(cox, "cox")
             self.reason_ = f"{failed}; {compared}: penalised Cox kept (the remedy does not predict better)"
         return self
+
+    def _choose_interaction_scale(self, X: pd.DataFrame, data: pd.DataFrame, held: np.ndarray) -> str:
+        """Set ``interaction_scale_`` and ``lifelines_penalties_``; the reason's opening words where a choice
+        was made ("" where ``interaction_scales`` has one value)."""
+        base = np.asarray(self.penalties, dtype=float) / len(data)
+        interaction = np.array(["_x_" in c and c in self.option_terms for c in X.columns])
+        scales = [float(s) for s in self.interaction_scales]
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"interaction_scales must be positive factors, got {self.interaction_scales!r}")
+        fit_rows = data[~held]
+        scored = data[held].drop(columns="_stratum")
+        likelihood = {}
+        for scale in scales if len(scales) > 1 and interaction.any() and held.any() else ():
+            self.lifelines_penalties_ = np.where(interaction, base * scale, base)
+            likelihood[scale] = float(self._fit(fit_rows, "cox").score(scored, scoring_method="log_likelihood"))
+        self.interaction_scale_ = max(likelihood, key=likelihood.get) if likelihood else scales[0]
+        self.lifelines_penalties_ = np.where(interaction, base * self.interaction_scale_, base)
+        if not likelihood:
+            return ""
+        told = ", ".join(f"x{s:g} {v:.4f}" for s, v in likelihood.items())
+        return (f"interactions' penalty x{self.interaction_scale_:g} (held-out partial log-likelihood per "
+                f"episode: {told}); ")
 
     def _keep(self, fitter: CoxPHFitter | WeibullAFTFitter, choice: str) -> None:
         """Make ``fitter`` the model: it, its array predictor and the choice's name."""

@@ -39,7 +39,7 @@ PROPENSITY_PARAMS = ("C", "low_support", "no_support", "max_iter")
 OOD_ARRAYS = ("mean_", "scale_", "low_", "high_", "precision_")
 OOD_PARAMS = ("quantile", "shrinkage", "margin")
 DESIGN_LISTS = ("covariates_", "modifiers_", "options_", "indicated_", "columns_")
-HAZARD_PARAMS = ("option_terms", "ph_alpha", "ph_remedy", "check_days", "robust")
+HAZARD_PARAMS = ("option_terms", "ph_alpha", "ph_remedy", "check_days", "interaction_scales", "robust")
 KINDS = {"ProgressionModel": ProgressionModel, "RetentionModel": RetentionModel}
 
 
@@ -106,7 +106,7 @@ def _design_from_state(settings: Mapping[str, Any], arrays: Mapping[str, np.ndar
 
 def _hazard_state(model: HazardModel) -> State:
     settings = {"params": {k: getattr(model, k) for k in HAZARD_PARAMS}, "choice_": model.choice_,
-                "reason_": model.reason_, "n_events_": model.n_events_,
+                "reason_": model.reason_, "n_events_": model.n_events_, "interaction_scale_": model.interaction_scale_,
                 "ph_test_": model.ph_test_.to_dict(as_series=False)}
     arrays = {"penalties": np.asarray(model.penalties, dtype=float)}
     _nest(settings, arrays, "predictor", model.predictor_.to_state())
@@ -116,6 +116,7 @@ def _hazard_state(model: HazardModel) -> State:
 def _hazard_from_state(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> HazardModel:
     model = HazardModel(arrays["penalties"], **settings["params"])
     model.choice_, model.reason_, model.n_events_ = settings["choice_"], settings["reason_"], settings["n_events_"]
+    model.interaction_scale_ = settings["interaction_scale_"]
     model.ph_test_ = pl.DataFrame(settings["ph_test_"])
     model.predictor_ = predictor_from_state(*_unnest(settings, arrays, "predictor"))
     return model

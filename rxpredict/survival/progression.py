@@ -48,6 +48,8 @@ class ProgressionModel(OptionSurvivalModel):
     ----------
     penalizer, interaction_penalizer : L2 penalties (fixed priors, see fitters.HazardModel) of main effects and
         option indicators, and of option x covariate interactions
+    interaction_scales : factors on ``interaction_penalizer`` among which each hazard model chooses on held-out
+        patients (fitters.HazardModel); (1.0,) fixes it
     max_weight : inverse-propensity weights are clipped to [1/max_weight, max_weight] (3, as RetentionModel)
     ph_alpha, ph_remedy : the proportional-hazards test of the option terms and the remedy tried where it fails
     horizon_days, step_days : the time grid of the RRP-free curves
@@ -73,11 +75,13 @@ class ProgressionModel(OptionSurvivalModel):
     LOGGED = ("imaging_erosion", "imaging_jsn", "imaging_progression_per_year", "clinical_crp_mg_l",
               "clinical_disease_years")
 
-    def __init__(self, penalizer: float = 5.0, interaction_penalizer: float = 50.0, max_weight: float = 3.0,
+    def __init__(self, penalizer: float = 5.0, interaction_penalizer: float = 50.0,
+                 interaction_scales: tuple[float, ...] = (1.0, 10.0, 100.0), max_weight: float = 3.0,
                  ph_alpha: float = 0.01, ph_remedy: str = "stratify", horizon_days: int = 1095,
                  step_days: int = 7) -> None:
         self.penalizer = penalizer
         self.interaction_penalizer = interaction_penalizer
+        self.interaction_scales = interaction_scales
         self.max_weight = max_weight
         self.ph_alpha = ph_alpha
         self.ph_remedy = ph_remedy
@@ -99,7 +103,7 @@ class ProgressionModel(OptionSurvivalModel):
                 clinical, [c for c in self.MODIFIERS if c in clinical], self.LOGGED).fit(rows, self.options_))):
             option_terms = [c for c in design.columns_ if c.startswith("option_") or "_x_" in c]
             model = HazardModel(design.penalties(self.penalizer, self.interaction_penalizer), option_terms,
-                                self.ph_alpha, self.ph_remedy, self.first_exam_days_).fit(
+                                self.ph_alpha, self.ph_remedy, self.first_exam_days_, self.interaction_scales).fit(
                 design.transform(rows, therapy), rows["duration"].to_numpy(), rows["event"].to_numpy(), weights,
                 design.stratum(therapy), rows["patient_id"].to_numpy())
             self.time_models_[pattern] = (design, model)

@@ -42,6 +42,8 @@ class RetentionModel(OptionSurvivalModel):
     ----------
     penalizer : L2 penalty (a fixed prior, see fitters.HazardModel) of main effects and option indicators
     interaction_penalizer : L2 penalty of option x covariate interactions (shrunk harder: fewer data each)
+    interaction_scales : factors on ``interaction_penalizer`` among which each hazard model chooses on held-out
+        patients (fitters.HazardModel); (1.0,) fixes it
     max_weight : inverse-propensity weights are clipped to [1/max_weight, max_weight]; 3 rather than the
         response model's 10: beyond it the weights' variance cost more than the bias they removed, on
         registries of 3,000 and 20,000 patients (docs/survival.md)
@@ -71,11 +73,13 @@ class RetentionModel(OptionSurvivalModel):
                  "clinical_concomitant_mtx")
     LOGGED = ("clinical_crp_mg_l", "clinical_disease_years")
 
-    def __init__(self, penalizer: float = 20.0, interaction_penalizer: float = 200.0, max_weight: float = 3.0,
+    def __init__(self, penalizer: float = 20.0, interaction_penalizer: float = 200.0,
+                 interaction_scales: tuple[float, ...] = (1.0, 10.0, 100.0), max_weight: float = 3.0,
                  ph_alpha: float = 0.01, ph_remedy: str = "stratify", horizon_days: int = 1095, step_days: int = 7,
                  progress: bool = True) -> None:
         self.penalizer = penalizer
         self.interaction_penalizer = interaction_penalizer
+        self.interaction_scales = interaction_scales
         self.max_weight = max_weight
         self.ph_alpha = ph_alpha
         self.ph_remedy = ph_remedy
@@ -104,7 +108,8 @@ class RetentionModel(OptionSurvivalModel):
         self.models_ = {}
         for cause in tqdm(CAUSES, desc="fitting retention models", disable=not self.progress):
             event = (rows["retention_event"] == cause).to_numpy()
-            self.models_[cause] = HazardModel(penalties, option_terms, self.ph_alpha, self.ph_remedy, YEAR_DAYS).fit(
+            self.models_[cause] = HazardModel(penalties, option_terms, self.ph_alpha, self.ph_remedy, YEAR_DAYS,
+                                             self.interaction_scales).fit(
                 X, duration, event, weights, stratum, rows["patient_id"].to_numpy())
         self.choices_ = {c: {"fitter": m.choice_, "reason": m.reason_} for c, m in self.models_.items()}
         self.times_ = time_grid(self.horizon_days, self.step_days, also=[YEAR_DAYS])
