@@ -14,7 +14,9 @@ and an oracle row, under every option. Figures:
 - 1-year calibration error at the option given: mean |predicted - Kaplan-Meier
   observed| over risk deciles for p_stop_1y; ECE against the observed
   first-year labels for p_rrp;
-- fit time (training patients, both outcomes).
+- fit time (training patients, both outcomes), given the response model
+  whose P(response) per option the retention model reads (fitted first on
+  the same patients, as `rxpredict train` does; its own time apart).
 
 The *learnable limit* is how well these features can order risk at all:
 LightGBM fitted to the oracle's own true probabilities (noise-free labels,
@@ -46,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.record import arguments, record  # noqa: E402
 from rxpredict import metrics  # noqa: E402
 from rxpredict.cohort import build_cohort  # noqa: E402
+from rxpredict.models.response import ResponseModel  # noqa: E402
 from rxpredict.registry import Registry  # noqa: E402
 from rxpredict.simulate import OPTIONS, Scenario, simulate  # noqa: E402
 from rxpredict.survival import ProgressionModel, RetentionModel, calibration_error_at, concordance  # noqa: E402
@@ -55,7 +58,7 @@ KEY = ["patient_id", "index_date", "therapy"]
 OURS = "rxpredict Progression/RetentionModel"
 LIMIT = "learnable limit (oracle labels)"
 FIGURES = ("c_index_stop", "c_index_rrp", "rmse_p_stop_1y", "rmse_p_rrp", "calibration_stop_1y", "ece_p_rrp",
-           "fit_s")
+           "fit_s", "response_fit_s")
 
 
 def _wide(test: pl.DataFrame, values: pl.DataFrame, column: str) -> np.ndarray:
@@ -161,12 +164,16 @@ def run(n_patients: int, seed: int) -> tuple[list[dict], dict]:
     rows = [{"model": "oracle", **figures(truth["p_stop_1y"], truth["p_rrp"], truth, test, given)}]
 
     t0 = time.perf_counter()
-    retention = RetentionModel(progress=False).fit(train)
+    response = ResponseModel(seed=seed, progress=False).fit(train)  # the retention model reads its P(response)
+    response_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    retention = RetentionModel(progress=False).fit(train, efficacy=response)
     progression = ProgressionModel().fit(train)
     fit_s = time.perf_counter() - t0
     p_stop = _wide(test, retention.predict_options(test), "p_stop_1y")
     p_rrp = _wide(test, progression.predict_options(test), "p_rrp")
-    rows.append({"model": OURS, **figures(p_stop, p_rrp, truth, test, given), "fit_s": fit_s})
+    rows.append({"model": OURS, **figures(p_stop, p_rrp, truth, test, given), "fit_s": fit_s,
+                 "response_fit_s": response_s})
     try:
         limit = learnable_limit(train, test, oracle)
         rows.append({"model": LIMIT, **figures(limit["p_stop_1y"], limit["p_rrp"], truth, test, given)})
@@ -205,7 +212,7 @@ def targets(table: pl.DataFrame) -> list[dict]:
                     ("ece_p_rrp", "1-year calibration error (ECE), p_rrp")):
         rows.append({"figure": name, "value": get(OURS, f), "unit": "", "target": "<= 0.03",
                      "met": bool(get(OURS, f) <= 0.03)})
-    rows.append({"figure": "fit both models, 14,000 patients", "value": get(OURS, "fit_s"), "unit": "s",
+    rows.append({"figure": "fit both models, 14,000 patients (given the response model)", "value": get(OURS, "fit_s"), "unit": "s",
                  "target": "< 60 s", "met": bool(get(OURS, "fit_s") < 60)})
     return rows
 

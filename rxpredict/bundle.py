@@ -319,11 +319,14 @@ def load_bundle(directory: str | Path) -> ResponseModel:
     return model
 
 
-def load_survival(directory: str | Path) -> SurvivalModels:
+def load_survival(directory: str | Path, response: ResponseModel | None = None) -> SurvivalModels:
     """The progression and retention models of a verified bundle, ready to ``predict_options``.
 
-    A bundle written without them (before they were bundled, or when the
-    registry was too small to fit them) is refused with a BundleError that says so.
+    The retention model reads the bundle's response model (its P(response)
+    per option is a covariate): pass it as ``response`` where it is loaded
+    already, else it is loaded here. A bundle written without survival models
+    (before they were bundled, or when the registry was too small to fit
+    them) is refused with a BundleError that says so.
     """
     directory = Path(directory)
     config = verified_config(directory)
@@ -332,11 +335,13 @@ def load_survival(directory: str | Path) -> SurvivalModels:
                           "retention predictions need a bundle from `rxpredict train` on a registry large enough "
                           "to fit them")
     settings = json.loads((directory / "survival.json").read_text())
+    if response is None and settings.get("retention", {}).get("efficacy_moments_") is not None:
+        response = load_bundle(directory)
     with np.load(directory / "survival.npz", allow_pickle=False) as arrays:
-        return models_from_arrays(settings, {name: arrays[name] for name in arrays.files})
+        return models_from_arrays(settings, {name: arrays[name] for name in arrays.files}, efficacy=response)
 
 
 def load_models(directory: str | Path) -> tuple[ResponseModel, SurvivalModels | None]:
     """The response model of a bundle and its survival models, None where it was written without them."""
     model = load_bundle(directory)
-    return model, (load_survival(directory) if verified_config(Path(directory)).get("survival") else None)
+    return model, (load_survival(directory, model) if verified_config(Path(directory)).get("survival") else None)

@@ -103,11 +103,12 @@ def _held_out(cohort: pl.DataFrame, holdout: float, seed: int) -> tuple[pl.DataF
     return cohort.filter(~pl.col("patient_id").is_in(held)), cohort.filter(pl.col("patient_id").is_in(held))
 
 
-def _fit_survival(cohort: pl.DataFrame, progress: _Progress) -> SurvivalModels | None:
-    """Retention and progression fitted on the training ``cohort``; None, with a warning, where it is too small."""
+def _fit_survival(cohort: pl.DataFrame, response: ResponseModel, progress: _Progress) -> SurvivalModels | None:
+    """Retention (reading ``response``'s P(response) per option) and progression fitted on the training ``cohort``;
+    None, with a warning, where it is too small."""
     try:
         progress("retention", "fitting the drug-retention model (stops for inefficacy and adverse events)")
-        retention = RetentionModel(progress=False).fit(cohort)
+        retention = RetentionModel(progress=False).fit(cohort, efficacy=response)
         progress("progression", "fitting the radiographic-progression model")
         progression = ProgressionModel().fit(cohort)
     except ValueError as e:
@@ -162,7 +163,7 @@ def train_bundle(registry: Registry, out: str | Path, *, seed: int = 0, members:
         model.fit(fit_on)
     progress("evaluate response", "evaluating the response model on the held-out patients")
     figures = evaluate_response(model, test)
-    survival = _fit_survival(fit_on, progress)
+    survival = _fit_survival(fit_on, model, progress)
     if survival is not None:
         figures |= _survival_figures(test, survival, progress)
     progress("plots", "drawing the evaluation plots on the held-out patients")

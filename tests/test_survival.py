@@ -245,6 +245,26 @@ def test_saved_as_json_and_arrays_the_models_predict_identically(fitted, registr
         from_arrays({"kind": "CoxPH"}, {})
 
 
+def test_retention_reads_the_response_models_efficacy_and_needs_it_when_loaded(registry):
+    from rxpredict.models.response import ResponseModel
+    from rxpredict.survival.retention import EFFICACY
+
+    train, held, _ = registry
+    response = ResponseModel(seed=3, epochs=4, n_members=2, progress=False).fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = RetentionModel(progress=False).fit(train, efficacy=response)
+    assert model.efficacy_model_ is response and all(EFFICACY in h.predictor_.columns for h in model.models_.values())
+    stops = model.predict_options(held).join(response.predict_options(held), on=KEY)
+    # the likelier a response under an option, the fewer stops for inefficacy on it
+    assert np.corrcoef(stops["p_response"], stops["p_stop_inefficacy_1y"])[0, 1] < -0.3
+    settings, arrays = to_arrays(model)
+    with pytest.raises(ValueError, match="pass the response model of its bundle as efficacy"):
+        from_arrays(settings, arrays)
+    loaded = from_arrays(settings, arrays, efficacy=response)
+    assert_frame_equal(loaded.predict_options(held), model.predict_options(held), check_exact=False, rel_tol=0, abs_tol=1e-12)
+
+
 # ----- the PH machinery --------------------------------------------------------------------------------
 
 def test_fast_scaled_schoenfeld_residuals_match_lifelines():

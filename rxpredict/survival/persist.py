@@ -21,7 +21,7 @@ response model's bundle (rxpredict/bundle.py).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -32,6 +32,9 @@ from rxpredict.survival.fitters import HazardModel
 from rxpredict.survival.predictor import predictor_from_state
 from rxpredict.survival.progression import ProgressionModel
 from rxpredict.survival.retention import RetentionModel
+
+if TYPE_CHECKING:
+    from rxpredict.models.response import ResponseModel
 
 State = tuple[dict[str, Any], dict[str, np.ndarray]]
 PROPENSITY_ARRAYS = ("medians_", "center_", "scale_", "coef_", "intercept_")
@@ -144,6 +147,8 @@ def to_arrays(model: ProgressionModel | RetentionModel) -> State:
     _nest(settings, arrays, "overlap", overlap_state(model.propensity_, model.ood_))
     for name, hazard in _hazards(model).items():
         _nest(settings, arrays, f"hazard.{name}", _hazard_state(hazard))
+    if isinstance(model, RetentionModel):  # the efficacy model itself is the bundle's response model
+        settings["efficacy_moments_"] = model.efficacy_moments_
     if isinstance(model, ProgressionModel):
         settings["first_exam_days_"] = model.first_exam_days_
         if getattr(model, "background_", None) is not None:  # z-scores of training episodes (rxpredict.explain)
@@ -153,8 +158,10 @@ def to_arrays(model: ProgressionModel | RetentionModel) -> State:
     return settings, arrays
 
 
-def from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ProgressionModel | RetentionModel:
-    """The fitted model that :func:`to_arrays` described; it predicts as the original did."""
+def from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                efficacy: ResponseModel | None = None) -> ProgressionModel | RetentionModel:
+    """The fitted model that :func:`to_arrays` described; it predicts as the original did. A retention model
+    fitted with an efficacy model needs that model (the bundle's response model) as ``efficacy``."""
     kind = settings.get("kind")
     if kind not in KINDS:
         raise ValueError(f"unknown survival model kind {kind!r} (known: {', '.join(KINDS)})")
@@ -166,6 +173,12 @@ def from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -
     hazards = {name: _hazard_from_state(*_unnest(settings, arrays, f"hazard.{name}")) for name in settings["hazards"]}
     if isinstance(model, RetentionModel):
         model.models_ = hazards
+        moments = settings.get("efficacy_moments_")  # absent from models written before the efficacy covariate
+        if moments is not None and efficacy is None:
+            raise ValueError("this retention model reads the response model's P(response): pass the response model "
+                             "of its bundle as efficacy (rxpredict.bundle.load_survival does)")
+        model.efficacy_moments_ = None if moments is None else tuple(moments)
+        model.efficacy_model_ = None if moments is None else efficacy
     else:
         model.first_exam_days_ = settings["first_exam_days_"]
         if "background" in arrays:
@@ -184,6 +197,8 @@ def models_to_arrays(models: SurvivalModels) -> State:
     return settings, arrays
 
 
-def models_from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SurvivalModels:
-    """The two models :func:`models_to_arrays` wrote."""
-    return SurvivalModels(**{name: from_arrays(*_unnest(settings, arrays, name)) for name in SurvivalModels._fields})
+def models_from_arrays(settings: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
+                       efficacy: ResponseModel | None = None) -> SurvivalModels:
+    """The two models :func:`models_to_arrays` wrote; ``efficacy`` as for :func:`from_arrays`."""
+    return SurvivalModels(**{name: from_arrays(*_unnest(settings, arrays, name), efficacy=efficacy)
+                             for name in SurvivalModels._fields})

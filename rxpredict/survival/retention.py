@@ -15,12 +15,27 @@ From the two cause-specific survivals S_inefficacy and S_adverse_event:
   cumulative incidence (the drop of S at each time shared out in proportion to
   the two hazards there), so the two add up to p_stop_1y.
 
+Efficacy: most stops for inefficacy follow a EULAR non-response, and the
+response model learns P(response) under each option from every labelled
+episode's 24-week outcome, far more information than the stops themselves.
+Fitted with ``efficacy=`` a fitted ResponseModel, the hazard models gain one
+covariate, the logit of that model's P(response) under the option scored
+(at the option given, for the training episodes), standardised and penalised
+like a main effect. On the simulator this lowered the RMSE of p_stop_1y
+against the truth from 0.080 to 0.068 and raised the C-index by 0.004-0.007
+(docs/survival.md). The training episodes' P(response) comes from the full
+ensemble, not out of fold: the networks stop early on held-out patients and
+the gain was measured on patients neither model saw.
+
 Example
 -------
 >>> model = RetentionModel().fit(cohort.frame)                # doctest: +SKIP
+>>> model = RetentionModel().fit(cohort.frame, efficacy=response_model)  # doctest: +SKIP
 >>> model.predict_options(cohort.frame.head(1))               # doctest: +SKIP
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -29,9 +44,15 @@ from tqdm.auto import tqdm
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.survival.base import OptionSurvivalModel, crossing_time, time_grid
 from rxpredict.survival.data import CAUSES, retention_data
+from rxpredict.survival.design import Z_LIMIT
 from rxpredict.survival.fitters import HazardModel
 
+if TYPE_CHECKING:
+    from rxpredict.models.response import ResponseModel
+
 YEAR_DAYS = 365
+#: The design column of the efficacy covariate (the logit of the response model's P(response) under the option).
+EFFICACY = "efficacy_logit_p_response"
 PREDICTIONS = ("p_stop_1y", "p_stop_inefficacy_1y", "p_stop_adverse_event_1y", "median_retention_days")
 
 
@@ -61,6 +82,8 @@ class RetentionModel(OptionSurvivalModel):
     choices_ : dict cause -> {"fitter": "cox" | "weibull_aft", "reason": str}
     times_ : array, the time grid (days)
     n_episodes_ : int
+    efficacy_model_ : the ResponseModel whose P(response) is a covariate, or None
+    efficacy_moments_ : (mean, SD) of that covariate's logits in training, or None
     """
 
     COVARIATES = (
@@ -87,9 +110,9 @@ class RetentionModel(OptionSurvivalModel):
         self.step_days = step_days
         self.progress = progress
 
-    def fit(self, cohort: pl.DataFrame) -> "RetentionModel":
+    def fit(self, cohort: pl.DataFrame, efficacy: ResponseModel | None = None) -> "RetentionModel":
         """Fit on a cohort frame (``rxpredict.cohort.build_cohort(...).frame``): its episodes with a therapy and a
-        baseline visit.
+        baseline visit; ``efficacy``, a fitted ResponseModel, adds its P(response) under the option as a covariate.
 
         Episodes without a baseline visit are left out: they are mostly courses started before the registry
         followed the patient, whose early stops could not be recorded (left truncation), so they would make
@@ -105,6 +128,13 @@ class RetentionModel(OptionSurvivalModel):
         duration = rows["duration"].to_numpy()
         option_terms = [c for c in self.design_.columns_ if c.startswith("option_") or "_x_" in c]
         penalties = self.design_.penalties(self.penalizer, self.interaction_penalizer)
+        self.efficacy_model_, self.efficacy_moments_ = efficacy, None
+        if efficacy is not None:
+            logits = self._efficacy_logits(rows)
+            given = logits[np.arange(rows.height), [self.options_.index(t) for t in therapy]]
+            self.efficacy_moments_ = (float(np.nanmean(given)), float(np.nanstd(given)) or 1.0)
+            X[EFFICACY] = self._efficacy_z(given)
+            penalties = np.r_[penalties, self.penalizer]
         self.models_ = {}
         for cause in tqdm(CAUSES, desc="fitting retention models", disable=not self.progress):
             event = (rows["retention_event"] == cause).to_numpy()
@@ -120,6 +150,8 @@ class RetentionModel(OptionSurvivalModel):
         """Option-major (rows x options, times): retention S and each cause's cumulative incidence."""
         _check_fitted(self, "models_")
         stacked, X, stratum = self._expanded(rows)
+        if self.efficacy_model_ is not None:
+            X[EFFICACY] = self._efficacy_z(self._efficacy_logits(rows).T.ravel())  # option-major, as X
         cause_survival = {c: np.clip(m.survival(X, self.times_, stratum), 1e-12, 1.0) for c, m in self.models_.items()}
         survival = np.prod(list(cause_survival.values()), axis=0)
         # Each step's drop of S is shared between the causes in proportion to their hazard increments.
@@ -129,6 +161,18 @@ class RetentionModel(OptionSurvivalModel):
         share = lambda c: np.where(total > 0, increments[c] / np.where(total > 0, total, 1), 0)  # noqa: E731
         curves = {"retention": survival, **{f"cif_{c}": np.cumsum(drop * share(c), axis=1) for c in CAUSES}}
         return stacked, curves
+
+    def _efficacy_logits(self, rows: pl.DataFrame) -> np.ndarray:
+        """(rows, ``options_``): the logit of the efficacy model's P(response) under each option."""
+        model = self.efficacy_model_
+        p = model.predict_options(rows)["p_response"].to_numpy().reshape(rows.height, len(model.options_))
+        p = np.clip(p[:, [model.options_.index(o) for o in self.options_]], 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+
+    def _efficacy_z(self, logits: np.ndarray) -> np.ndarray:
+        """Standardised efficacy logits (missing at the training mean, clipped like the design's z-scores)."""
+        mean, scale = self.efficacy_moments_
+        return np.clip(np.nan_to_num((logits - mean) / scale, nan=0.0), -Z_LIMIT, Z_LIMIT)
 
     def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
         """One row per (episode, option): P(stop within a year) overall and per reason, the median retention
