@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from lifelines import CoxPHFitter, WeibullAFTFitter
-from lifelines.exceptions import StatisticalWarning
+from lifelines.exceptions import ConvergenceError, StatisticalWarning
 from lifelines.statistics import proportional_hazard_test
 
 from rxpredict.survival.evaluation import brier_at
@@ -206,7 +206,10 @@ class HazardModel:
         likelihood = {}
         for scale in scales if len(scales) > 1 and interaction.any() and held.any() else ():
             self.lifelines_penalties_ = np.where(interaction, base * scale, base)
-            likelihood[scale] = float(self._fit(fit_rows, "cox").score(scored, scoring_method="log_likelihood"))
+            try:
+                likelihood[scale] = float(self._fit(fit_rows, "cox").score(scored, scoring_method="log_likelihood"))
+            except ConvergenceError:  # too few events in four fifths of the patients: this candidate is out
+                continue
         self.interaction_scale_ = max(likelihood, key=likelihood.get) if likelihood else scales[0]
         self.lifelines_penalties_ = np.where(interaction, base * self.interaction_scale_, base)
         if not likelihood:
