@@ -25,6 +25,11 @@ from rxpredict.models.overlap import PropensityModel
 Z_LIMIT = 5.0
 
 
+def zscores(X: np.ndarray, mean: np.ndarray | float, scale: np.ndarray | float) -> np.ndarray:
+    """(X - mean) / scale with a missing value at the mean (0) and clipped to +-Z_LIMIT."""
+    return np.clip(np.nan_to_num((X - mean) / scale, nan=0.0), -Z_LIMIT, Z_LIMIT)
+
+
 class SurvivalDesign:
     """Standardised covariates, option indicators and option x covariate interactions, fitted on training rows.
 
@@ -84,7 +89,7 @@ class SurvivalDesign:
 
     def standardise(self, frame: pl.DataFrame) -> np.ndarray:
         """The covariates as z-scores (rows, ``covariates_``): missing values at the mean (0), clipped to +-Z_LIMIT."""
-        return np.clip(np.nan_to_num((self.matrix(frame) - self.mean_) / self.scale_, nan=0.0), -Z_LIMIT, Z_LIMIT)
+        return zscores(self.matrix(frame), self.mean_, self.scale_)
 
     def transform(self, frame: pl.DataFrame, therapy: Sequence[str] | np.ndarray) -> pd.DataFrame:
         """The design (pandas, for lifelines) of ``frame``'s rows as if each had received ``therapy``."""

@@ -41,10 +41,11 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from rxpredict.models.design import observed_moments
 from rxpredict.models.overlap import _check_fitted
 from rxpredict.survival.base import OptionSurvivalModel, crossing_time, time_grid
 from rxpredict.survival.data import CAUSES, retention_data
-from rxpredict.survival.design import Z_LIMIT
+from rxpredict.survival.design import zscores
 from rxpredict.survival.fitters import HazardModel
 
 if TYPE_CHECKING:
@@ -132,8 +133,8 @@ class RetentionModel(OptionSurvivalModel):
         if efficacy is not None:
             logits = self._efficacy_logits(rows)
             given = logits[np.arange(rows.height), [self.options_.index(t) for t in therapy]]
-            self.efficacy_moments_ = (float(np.nanmean(given)), float(np.nanstd(given)) or 1.0)
-            X[EFFICACY] = self._efficacy_z(given)
+            self.efficacy_moments_ = tuple(float(m[0]) for m in observed_moments(given[:, None]))
+            X[EFFICACY] = zscores(given, *self.efficacy_moments_)
             penalties = np.r_[penalties, self.penalizer]
         self.models_ = {}
         for cause in tqdm(CAUSES, desc="fitting retention models", disable=not self.progress):
@@ -151,7 +152,7 @@ class RetentionModel(OptionSurvivalModel):
         _check_fitted(self, "models_")
         stacked, X, stratum = self._expanded(rows)
         if self.efficacy_model_ is not None:
-            X[EFFICACY] = self._efficacy_z(self._efficacy_logits(rows).T.ravel())  # option-major, as X
+            X[EFFICACY] = zscores(self._efficacy_logits(rows).T.ravel(), *self.efficacy_moments_)  # option-major
         cause_survival = {c: np.clip(m.survival(X, self.times_, stratum), 1e-12, 1.0) for c, m in self.models_.items()}
         survival = np.prod(list(cause_survival.values()), axis=0)
         # Each step's drop of S is shared between the causes in proportion to their hazard increments.
@@ -168,11 +169,6 @@ class RetentionModel(OptionSurvivalModel):
         p = model.predict_options(rows)["p_response"].to_numpy().reshape(rows.height, len(model.options_))
         p = np.clip(p[:, [model.options_.index(o) for o in self.options_]], 1e-4, 1 - 1e-4)
         return np.log(p / (1 - p))
-
-    def _efficacy_z(self, logits: np.ndarray) -> np.ndarray:
-        """Standardised efficacy logits (missing at the training mean, clipped like the design's z-scores)."""
-        mean, scale = self.efficacy_moments_
-        return np.clip(np.nan_to_num((logits - mean) / scale, nan=0.0), -Z_LIMIT, Z_LIMIT)
 
     def predict_options(self, rows: pl.DataFrame) -> pl.DataFrame:
         """One row per (episode, option): P(stop within a year) overall and per reason, the median retention
